@@ -1,0 +1,221 @@
+use std::collections::HashMap;
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::hash::{hash_body, Hash};
+use crate::record::EventRecord;
+use crate::GENESIS;
+
+/// One stored event as read back from the log, in `seq` order. The columns
+/// next to `body` are copies for indexing; verification checks they agree
+/// with the hashed body.
+#[derive(Clone, Copy, Debug)]
+pub struct StoredRow<'a> {
+    pub seq: i64,
+    pub stream_id: Uuid,
+    pub stream_version: i64,
+    pub prev_hash: Hash,
+    pub stream_prev_hash: Hash,
+    pub hash: Hash,
+    pub body: &'a [u8],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// The stored hash is not the hash of the stored body.
+    BadHash,
+    /// `prev_hash` is not the hash of the event before it.
+    BrokenLink,
+    /// A seq is missing.
+    Gap,
+    /// A seq appears out of order, twice, or in a body stored under another seq.
+    Reordered,
+    /// `stream_prev_hash` or `stream_version` does not continue the customer's stream.
+    StreamLinkBroken,
+    /// The body is not a valid, canonical event, or disagrees with its indexed columns.
+    Malformed,
+}
+
+impl ViolationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::BadHash => "bad hash",
+            ViolationKind::BrokenLink => "broken link",
+            ViolationKind::Gap => "gap",
+            ViolationKind::Reordered => "reordered",
+            ViolationKind::StreamLinkBroken => "stream link broken",
+            ViolationKind::Malformed => "malformed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    pub seq: i64,
+    pub kind: ViolationKind,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seq {}: {}: {}",
+            self.seq,
+            self.kind.as_str(),
+            self.detail
+        )
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// Streaming verifier: feed rows in ascending `seq` order, then call `finish`.
+#[derive(Debug)]
+pub struct Verifier {
+    next_seq: i64,
+    last_hash: Hash,
+    streams: HashMap<Uuid, (i64, Hash)>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier::new()
+    }
+}
+
+/// What a successful verification proved.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct VerifiedHead {
+    pub events: i64,
+    pub streams: usize,
+    pub head_seq: i64,
+    pub head_hash: Hash,
+}
+
+impl Verifier {
+    pub fn new() -> Verifier {
+        Verifier {
+            next_seq: 1,
+            last_hash: GENESIS,
+            streams: HashMap::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: StoredRow<'_>) -> Result<(), Violation> {
+        let fail = |kind, detail: String| Violation {
+            seq: row.seq,
+            kind,
+            detail,
+        };
+        if row.seq < self.next_seq {
+            return Err(fail(
+                ViolationKind::Reordered,
+                format!("expected seq {} next", self.next_seq),
+            ));
+        }
+        if row.seq > self.next_seq {
+            return Err(Violation {
+                seq: self.next_seq,
+                kind: ViolationKind::Gap,
+                detail: format!(
+                    "seq {} is missing; next stored seq is {}",
+                    self.next_seq, row.seq
+                ),
+            });
+        }
+        let computed = hash_body(row.body);
+        if computed != row.hash {
+            return Err(fail(
+                ViolationKind::BadHash,
+                format!("stored {} but body hashes to {}", row.hash, computed),
+            ));
+        }
+        // A full decode, not just the link members: a body that is not a valid,
+        // canonical dossier-chain/1 event is rejected even if its hash matches,
+        // so every verifier accepts exactly the same logs (docs/chain-format.md).
+        let event = EventRecord::decode(row.body).map_err(|e| {
+            fail(
+                ViolationKind::Malformed,
+                format!("body is not a valid event: {e}"),
+            )
+        })?;
+        if event.seq != row.seq {
+            return Err(fail(
+                ViolationKind::Reordered,
+                format!(
+                    "stored under seq {} but its body says seq {}",
+                    row.seq, event.seq
+                ),
+            ));
+        }
+        if event.stream_id != row.stream_id
+            || event.stream_version != row.stream_version
+            || event.prev_hash != row.prev_hash
+            || event.stream_prev_hash != row.stream_prev_hash
+        {
+            return Err(fail(
+                ViolationKind::Malformed,
+                "indexed columns disagree with the hashed body".into(),
+            ));
+        }
+        if event.prev_hash != self.last_hash {
+            return Err(fail(
+                ViolationKind::BrokenLink,
+                format!(
+                    "prev_hash {} but seq {} hashes to {}",
+                    event.prev_hash,
+                    row.seq - 1,
+                    self.last_hash
+                ),
+            ));
+        }
+        let (want_version, want_prev) = match self.streams.get(&event.stream_id) {
+            Some(&(v, h)) => (v + 1, h),
+            None => (1, GENESIS),
+        };
+        if event.stream_version != want_version || event.stream_prev_hash != want_prev {
+            return Err(fail(
+                ViolationKind::StreamLinkBroken,
+                format!(
+                    "stream {} expects version {} after {}, found version {} after {}",
+                    event.stream_id,
+                    want_version,
+                    want_prev,
+                    event.stream_version,
+                    event.stream_prev_hash
+                ),
+            ));
+        }
+        self.streams
+            .insert(event.stream_id, (event.stream_version, computed));
+        self.last_hash = computed;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// The head that was proved. `expected_head` is the seq the log claims to
+    /// end at (from the chain head row): fewer rows than that is a gap at the end.
+    pub fn finish(self, expected_head: Option<i64>) -> Result<VerifiedHead, Violation> {
+        let head_seq = self.next_seq - 1;
+        if let Some(expected) = expected_head {
+            if expected > head_seq {
+                return Err(Violation {
+                    seq: head_seq + 1,
+                    kind: ViolationKind::Gap,
+                    detail: format!(
+                        "the chain head says seq {expected}, but the log ends at {head_seq}"
+                    ),
+                });
+            }
+        }
+        Ok(VerifiedHead {
+            events: head_seq,
+            streams: self.streams.len(),
+            head_seq,
+            head_hash: self.last_hash,
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! `customer_current`: the current state of every customer, decrypted.
+
+use std::collections::HashMap;
+
+use dossier_domain::{evolve, Customer, Field};
+use dossier_events::{customer_from_parts, customer_json, decode, open_payload};
+use dossier_store::{Keyring, Store, StoredEvent};
+use serde_json::Value;
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use crate::{Projection, ProjectionError};
+
+pub struct CustomerCurrent {
+    store: Store,
+    keyring: Keyring,
+}
+
+impl CustomerCurrent {
+    pub fn new(store: Store, keyring: Keyring) -> CustomerCurrent {
+        CustomerCurrent { store, keyring }
+    }
+}
+
+struct Tracked {
+    state: Customer,
+    erased: bool,
+    version: i64,
+    last_seq: i64,
+    last_hash: Vec<u8>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Decodes one stored event into a domain event, opening sealed values with
+/// the customer's key (or marking them erased). Shared with as-of reads.
+pub fn domain_event(
+    e: &StoredEvent,
+    key: Option<&dossier_seal::DataKey>,
+) -> Result<(dossier_domain::Event, bool), ProjectionError> {
+    let r = &e.record;
+    let mut payload = r.payload.clone();
+    let bad = |reason: String| ProjectionError::BadEvent { seq: r.seq, reason };
+    let erased = open_payload(&mut payload, r.stream_id, key).map_err(|e| bad(e.to_string()))?;
+    let event = decode(&r.event_type, r.schema_version, payload).map_err(|e| bad(e.to_string()))?;
+    Ok((event, erased))
+}
+
+impl Projection for CustomerCurrent {
+    fn name(&self) -> &'static str {
+        "customer_current"
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut ids: Vec<Uuid> = events.iter().map(|e| e.record.stream_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let keys = self.keyring.keys_for_read(&self.store, &ids).await?;
+        let mut rows: HashMap<Uuid, Tracked> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT customer_id, kind, details::text AS details, contacts::text AS contacts, owner, archived,
+                    erased, version, last_seq, last_hash, created_at, updated_at
+             FROM customer_current WHERE customer_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?
+        {
+            let details: Value = serde_json::from_str(r.get::<&str, _>("details")).unwrap_or_default();
+            let contacts: Value = serde_json::from_str(r.get::<&str, _>("contacts")).unwrap_or_default();
+            rows.insert(
+                r.get("customer_id"),
+                Tracked {
+                    state: customer_from_parts(r.get("kind"), &details, &contacts, r.get("owner"), r.get("archived")),
+                    erased: r.get("erased"),
+                    version: r.get("version"),
+                    last_seq: r.get("last_seq"),
+                    last_hash: r.get("last_hash"),
+                    created_at: r.get("created_at"),
+                    updated_at: r.get("updated_at"),
+                },
+            );
+        }
+        for e in events {
+            let r = &e.record;
+            let key = keys.get(&r.stream_id).and_then(Option::as_ref);
+            let (event, erased) = domain_event(e, key)?;
+            let row = rows.entry(r.stream_id).or_insert_with(|| Tracked {
+                state: Customer::default(),
+                erased: false,
+                version: 0,
+                last_seq: 0,
+                last_hash: Vec::new(),
+                created_at: r.recorded_at.get(),
+                updated_at: r.recorded_at.get(),
+            });
+            row.state = evolve(std::mem::take(&mut row.state), &event);
+            row.erased |= erased;
+            row.version = r.stream_version;
+            row.last_seq = r.seq;
+            row.last_hash = e.hash.0.to_vec();
+            row.updated_at = r.recorded_at.get();
+        }
+        let mut cols = Cols::default();
+        for (id, row) in rows {
+            let Some(kind) = row.state.kind else { continue };
+            let doc = customer_json(&row.state);
+            let text = |f: Field| row.state.details.get(&f).map(|v| v.as_str().to_owned());
+            cols.id.push(id);
+            cols.kind.push(kind.as_str().to_owned());
+            cols.name.push(text(Field::Name));
+            cols.owner.push(row.state.owner.clone());
+            cols.region.push(text(Field::Region));
+            cols.industry.push(text(Field::Industry));
+            cols.archived.push(row.state.archived);
+            cols.erased.push(row.erased);
+            cols.details.push(doc["details"].to_string());
+            cols.contacts.push(doc["contacts"].to_string());
+            cols.version.push(row.version);
+            cols.last_seq.push(row.last_seq);
+            cols.last_hash.push(row.last_hash);
+            cols.created_at.push(row.created_at);
+            cols.updated_at.push(row.updated_at);
+        }
+        sqlx::query(
+            "INSERT INTO customer_current (customer_id, kind, display_name, owner, region, industry, archived, erased,
+                                           details, contacts, version, last_seq, last_hash, created_at, updated_at)
+             SELECT id, kind, name, owner, region, industry, archived, erased, details::jsonb, contacts::jsonb,
+                    version, last_seq, last_hash, created_at, updated_at
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                         $8::bool[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[],
+                         $14::timestamptz[], $15::timestamptz[])
+                  AS t(id, kind, name, owner, region, industry, archived, erased, details, contacts, version,
+                       last_seq, last_hash, created_at, updated_at)
+             ON CONFLICT (customer_id) DO UPDATE SET
+                 kind = excluded.kind, display_name = excluded.display_name, owner = excluded.owner,
+                 region = excluded.region, industry = excluded.industry, archived = excluded.archived,
+                 erased = excluded.erased, details = excluded.details, contacts = excluded.contacts,
+                 version = excluded.version, last_seq = excluded.last_seq, last_hash = excluded.last_hash,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(&cols.id)
+        .bind(&cols.kind)
+        .bind(&cols.name)
+        .bind(&cols.owner)
+        .bind(&cols.region)
+        .bind(&cols.industry)
+        .bind(&cols.archived)
+        .bind(&cols.erased)
+        .bind(&cols.details)
+        .bind(&cols.contacts)
+        .bind(&cols.version)
+        .bind(&cols.last_seq)
+        .bind(&cols.last_hash)
+        .bind(&cols.created_at)
+        .bind(&cols.updated_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), ProjectionError> {
+        sqlx::query("DELETE FROM customer_current")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Cols {
+    id: Vec<Uuid>,
+    kind: Vec<String>,
+    name: Vec<Option<String>>,
+    owner: Vec<Option<String>>,
+    region: Vec<Option<String>>,
+    industry: Vec<Option<String>>,
+    archived: Vec<bool>,
+    erased: Vec<bool>,
+    details: Vec<String>,
+    contacts: Vec<String>,
+    version: Vec<i64>,
+    last_seq: Vec<i64>,
+    last_hash: Vec<Vec<u8>>,
+    created_at: Vec<chrono::DateTime<chrono::Utc>>,
+    updated_at: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A row of `customer_current` as the API returns it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CurrentRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub details: Value,
+    pub contacts: Value,
+    pub owner: Option<String>,
+    pub archived: bool,
+    pub erased: bool,
+    pub version: i64,
+    pub last_seq: i64,
+    pub last_hash: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Reads one customer's current row.
+pub async fn read_current(store: &Store, id: Uuid) -> Result<Option<CurrentRow>, ProjectionError> {
+    let row = sqlx::query(
+        "SELECT customer_id, kind, details::text AS details, contacts::text AS contacts, owner, archived, erased,
+                version, last_seq, last_hash, created_at, updated_at
+         FROM customer_current WHERE customer_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|r| CurrentRow {
+        id: r.get("customer_id"),
+        kind: r.get("kind"),
+        details: serde_json::from_str(r.get::<&str, _>("details")).unwrap_or_default(),
+        contacts: serde_json::from_str(r.get::<&str, _>("contacts")).unwrap_or_default(),
+        owner: r.get("owner"),
+        archived: r.get("archived"),
+        erased: r.get("erased"),
+        version: r.get("version"),
+        last_seq: r.get("last_seq"),
+        last_hash: hex::encode(r.get::<Vec<u8>, _>("last_hash")),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }))
+}

@@ -1,0 +1,237 @@
+//! Projector tasks: each reads the log after its checkpoint, applies a batch
+//! to its read-model tables and commits the checkpoint in the same
+//! transaction, so a crash never loses or double-applies an event. One
+//! instance per projection is active across all server processes (a
+//! session advisory lock on a dedicated connection); the others stand by.
+
+mod current;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use sqlx::postgres::PgListener;
+use sqlx::{Acquire, PgConnection, Postgres, Transaction};
+
+pub use current::{domain_event, read_current, CurrentRow, CustomerCurrent};
+use dossier_store::{Keyring, Store, StoreError, StoredEvent};
+
+/// Events applied per transaction.
+pub const BATCH: i64 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("unknown projection {0:?}; known: customer_current")]
+    Unknown(String),
+    #[error("event seq {seq} cannot be projected: {reason}")]
+    BadEvent { seq: i64, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A read model fed by the log.
+pub trait Projection: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Applies events (in seq order) inside the runner's transaction.
+    fn apply(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        events: &[StoredEvent],
+    ) -> impl std::future::Future<Output = Result<(), ProjectionError>> + Send;
+    /// Empties the read model, inside the rebuild transaction.
+    fn reset(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> impl std::future::Future<Output = Result<(), ProjectionError>> + Send;
+}
+
+/// The names `dossier projections` accepts.
+pub const NAMES: &[&str] = &["customer_current"];
+
+fn lock_key(name: &str) -> i64 {
+    // Stable across processes and builds: FNV-1a of the name.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub checkpoint: i64,
+    pub head: i64,
+    pub lag_events: i64,
+    /// Age of the oldest event not yet projected (0 when caught up).
+    pub lag_seconds: f64,
+}
+
+pub async fn checkpoint(store: &Store, name: &str) -> Result<i64, ProjectionError> {
+    let seq: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM projection_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await?;
+    Ok(seq.unwrap_or(0))
+}
+
+pub async fn status(store: &Store, name: &str) -> Result<Status, ProjectionError> {
+    let checkpoint = checkpoint(store, name).await?;
+    let head = store.head().await?;
+    let oldest: Option<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT recorded_at FROM events WHERE seq = $1")
+            .bind(checkpoint + 1)
+            .fetch_optional(store.pool())
+            .await?;
+    Ok(Status {
+        name: name.to_owned(),
+        checkpoint,
+        head: head.seq,
+        lag_events: head.seq - checkpoint,
+        lag_seconds: oldest.map_or(0.0, |t| {
+            (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+        }),
+    })
+}
+
+/// Applies the next batch after the checkpoint. Returns how many events were applied.
+pub async fn step<P: Projection>(store: &Store, projection: &P) -> Result<usize, ProjectionError> {
+    let mut tx = store.pool().begin().await?;
+    // The row lock orders this batch against a concurrent rebuild's reset.
+    let seq: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(projection.name())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let after = seq.unwrap_or(0);
+    let events = store.read_log(after, BATCH).await?;
+    if events.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    projection.apply(&mut tx, &events).await?;
+    let last = events.last().map(|e| e.record.seq).unwrap_or(after);
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, seq, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+    )
+    .bind(projection.name())
+    .bind(last)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(events.len())
+}
+
+/// Applies batches until the projection has reached the head seen at the start.
+pub async fn catch_up<P: Projection>(
+    store: &Store,
+    projection: &P,
+    mut progress: impl FnMut(i64, i64),
+) -> Result<(), ProjectionError> {
+    let head = store.head().await?.seq;
+    loop {
+        let cp = checkpoint(store, projection.name()).await?;
+        progress(cp, head);
+        if cp >= head || step(store, projection).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Empties the read model and sets its checkpoint back to 0 in one
+/// transaction; the active runner then rebuilds it from the log.
+pub async fn reset<P: Projection>(store: &Store, projection: &P) -> Result<(), ProjectionError> {
+    let mut tx = store.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, 0)
+         ON CONFLICT (name) DO UPDATE SET seq = 0, updated_at = now()",
+    )
+    .bind(projection.name())
+    .execute(&mut *tx)
+    .await?;
+    projection.reset(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn try_lead(conn: &mut PgConnection, name: &str) -> Result<bool, sqlx::Error> {
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(lock_key(name))
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(got)
+}
+
+/// Runs a projection forever: stand by until this process holds the
+/// projection's lock, then apply batches, woken by NOTIFY and by a poll.
+pub async fn run<P: Projection>(store: Store, projection: P, poll: Duration) {
+    loop {
+        if let Err(e) = lead_and_apply(&store, &projection, poll).await {
+            tracing::warn!(projection = projection.name(), error = %e, "projector stopped; restarting");
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+async fn lead_and_apply<P: Projection>(
+    store: &Store,
+    projection: &P,
+    poll: Duration,
+) -> Result<(), ProjectionError> {
+    // A connection of its own: the lock lives as long as this session does.
+    let mut leader = store.pool().acquire().await?.detach();
+    while !try_lead(&mut leader, projection.name()).await? {
+        tokio::time::sleep(poll).await;
+    }
+    tracing::info!(projection = projection.name(), "projector active");
+    let mut listener = PgListener::connect_with(store.pool()).await?;
+    listener.listen(dossier_store::NOTIFY_CHANNEL).await?;
+    loop {
+        while step(store, projection).await? > 0 {}
+        // Check the lock's session is still alive; if it died, the lock is gone.
+        sqlx::query("SELECT 1")
+            .execute(leader.acquire().await?)
+            .await?;
+        // Wake on a notification or after `poll` (notifications can be missed
+        // while reconnecting, so polling is the fallback).
+        let _ = tokio::time::timeout(poll, listener.try_recv()).await;
+    }
+}
+
+/// Waits until the projection has applied `min_seq`, polling the checkpoint.
+/// Returns the checkpoint reached, or `None` on timeout.
+pub async fn wait_for(
+    store: &Store,
+    name: &str,
+    min_seq: i64,
+    timeout: Duration,
+) -> Result<Option<i64>, ProjectionError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let cp = checkpoint(store, name).await?;
+        if cp >= min_seq {
+            return Ok(Some(cp));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Looks a projection up by name.
+pub fn by_name(
+    name: &str,
+    keyring: Keyring,
+    store: Store,
+) -> Result<CustomerCurrent, ProjectionError> {
+    match name {
+        "customer_current" => Ok(CustomerCurrent::new(store, keyring)),
+        other => Err(ProjectionError::Unknown(other.to_owned())),
+    }
+}

@@ -1,0 +1,38 @@
+use dossier_chain::ChainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream is not at the version the caller expected.
+    #[error("concurrent write: expected {expected}, stream is at version {current}")]
+    Conflict { expected: String, current: i64 },
+    /// An idempotency key was reused for a different request.
+    #[error("idempotency key {0:?} was already used for a different request")]
+    IdempotencyMismatch(String),
+    #[error("invalid event: {0}")]
+    InvalidEvent(#[from] ChainError),
+    #[error("an append needs at least one event")]
+    EmptyAppend,
+    /// The writer gave up after repeated head changes by other processes.
+    #[error("the log is too contended right now; retry")]
+    Contended,
+    #[error("the writer task has stopped")]
+    WriterStopped,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// True when the database could not be reached (as opposed to a query failing).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            )
+        )
+    }
+}

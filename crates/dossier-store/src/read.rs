@@ -1,0 +1,124 @@
+//! Reading the log: one stream, the whole log after a position, the head.
+
+use dossier_chain::{EventRecord, Hash, Timestamp};
+use serde::Serialize;
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::append::{find_idempotency, Appended};
+use crate::error::StoreError;
+use crate::Store;
+
+/// A committed event: the decoded record and its hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub record: EventRecord,
+    pub hash: Hash,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LogHead {
+    pub seq: i64,
+    pub hash: Hash,
+    pub recorded_at: Timestamp,
+}
+
+fn decode(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    let body: &[u8] = row.try_get("body")?;
+    let hash: &[u8] = row.try_get("hash")?;
+    let record: EventRecord = serde_json::from_slice(body)
+        .map_err(|e| StoreError::Corrupt(format!("event body does not parse: {e}")))?;
+    let hash =
+        Hash::from_slice(hash).ok_or_else(|| StoreError::Corrupt("hash is not 32 bytes".into()))?;
+    Ok(StoredEvent { record, hash })
+}
+
+impl Store {
+    /// The events of one stream in version order, up to and including `max_seq`.
+    pub async fn read_stream(
+        &self,
+        stream_id: Uuid,
+        max_seq: Option<i64>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT body, hash FROM events WHERE stream_id = $1 AND seq <= $2 ORDER BY stream_version",
+        )
+        .bind(stream_id)
+        .bind(max_seq.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The events of one stream, one page at a time in version order.
+    pub async fn read_stream_page(
+        &self,
+        stream_id: Uuid,
+        after_version: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT body, hash FROM events WHERE stream_id = $1 AND stream_version > $2
+             ORDER BY stream_version LIMIT $3",
+        )
+        .bind(stream_id)
+        .bind(after_version)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Up to `limit` events with seq > `after`, in seq order.
+    pub async fn read_log(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows =
+            sqlx::query("SELECT body, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The last seq whose `recorded_at` is at or before `t` (0 if none).
+    /// recorded_at never decreases along seq, so this is the log "as known at t".
+    pub async fn seq_known_at(&self, t: Timestamp) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM events WHERE recorded_at <= $1")
+                .bind(t.get())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    pub async fn head(&self) -> Result<LogHead, StoreError> {
+        let row = sqlx::query("SELECT seq, hash, recorded_at FROM chain_head WHERE id")
+            .fetch_one(&self.pool)
+            .await?;
+        let hash: Vec<u8> = row.get("hash");
+        Ok(LogHead {
+            seq: row.get("seq"),
+            hash: Hash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt("head hash".into()))?,
+            recorded_at: Timestamp::new(row.get("recorded_at")),
+        })
+    }
+
+    /// Current version of a stream (0 when it does not exist).
+    pub async fn stream_version(&self, stream_id: Uuid) -> Result<i64, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM stream_heads WHERE stream_id = $1")
+                .bind(stream_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// The stored result and request digest for an idempotency key, if used before.
+    pub async fn find_idempotency(
+        &self,
+        key: &str,
+    ) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        find_idempotency(&self.pool, key).await
+    }
+}
