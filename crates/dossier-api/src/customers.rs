@@ -1,0 +1,259 @@
+//! /v1/customers: create, read (current or as of a past moment), change, history.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use dossier_chain::Timestamp;
+use dossier_service::{request_digest, AsOf, ChangeInput, ContactInput, RegisterInput, WriteMeta, WriteOutcome};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::problem::Problem;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers", axum::routing::post(create))
+        .route("/v1/customers/{id}", get(read).patch(change))
+        .route("/v1/customers/{id}/history", get(history))
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON for this request: {e}"))
+    })
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw).map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "customer not found"))
+}
+
+fn parse_time(field: &str, raw: &str) -> Result<Timestamp, Problem> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| Timestamp::new(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| Problem::invalid(field, format!("{field}: must be an RFC 3339 timestamp such as 2026-03-03T00:00:00Z")))
+}
+
+fn idempotency(headers: &HeaderMap, method: &str, path: &str, body: &[u8]) -> Result<Option<(String, [u8; 32])>, Problem> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| Problem::invalid("Idempotency-Key", "Idempotency-Key must be 1 to 200 visible ASCII characters"))?;
+    Ok(Some((key.to_owned(), request_digest(method, path, body))))
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn write_response(status: StatusCode, o: &WriteOutcome) -> Response {
+    let mut res = (
+        status,
+        Json(json!({
+            "id": o.customer_id,
+            "version": o.version,
+            "seq": o.seq,
+            "events": o.events,
+            "replayed": o.replayed,
+        })),
+    )
+        .into_response();
+    let h = res.headers_mut();
+    h.insert(header::ETAG, etag(o.version));
+    h.insert("dossier-seq", HeaderValue::from(o.seq));
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/customers/{}", o.customer_id)) {
+        h.insert(header::LOCATION, loc);
+    }
+    res
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    kind: String,
+    #[serde(default)]
+    details: BTreeMap<String, String>,
+    owner: Option<String>,
+    reason: Option<String>,
+    effective_at: Option<String>,
+}
+
+async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+    let idem = idempotency(&headers, "POST", "/v1/customers", &body)?;
+    let b: CreateBody = parse_body(&body)?;
+    let meta = WriteMeta {
+        reason: b.reason,
+        effective_at: b.effective_at.as_deref().map(|t| parse_time("effective_at", t)).transpose()?,
+        idempotency: idem,
+        correlation_id: None,
+    };
+    let input = RegisterInput {
+        kind: b.kind,
+        details: b.details,
+        owner: b.owner,
+    };
+    let o = state.service.register(&caller, input, meta).await?;
+    Ok(write_response(if o.replayed { StatusCode::OK } else { StatusCode::CREATED }, &o))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    as_of: Option<String>,
+    at_seq: Option<i64>,
+    min_seq: Option<i64>,
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    query: Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let id = parse_id(&id)?;
+    let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
+    let at = match (q.as_of, q.at_seq) {
+        (Some(_), Some(_)) => return Err(Problem::invalid("as_of", "give as_of or at_seq, not both")),
+        (Some(t), None) => Some(AsOf::Recorded(parse_time("as_of", &t)?)),
+        (None, Some(n)) if n < 0 => return Err(Problem::invalid("at_seq", "at_seq must be >= 0")),
+        (None, Some(n)) => Some(AsOf::Seq(n)),
+        (None, None) => None,
+    };
+    let (version, body) = match at {
+        Some(at) => {
+            let s = state.service.state_at(&caller, id, at).await?;
+            let mut file = s.file;
+            let body = json!({
+                "id": s.id,
+                "kind": file["kind"].take(),
+                "details": file["details"].take(),
+                "contacts": file["contacts"].take(),
+                "owner": file["owner"].take(),
+                "archived": file["archived"].take(),
+                "erased": s.erased,
+                "version": s.version,
+                "last_seq": s.last_seq,
+                "last_hash": s.last_hash,
+                "last_recorded_at": s.last_recorded_at,
+                "rebuilt_from_log": true,
+            });
+            (s.version, body)
+        }
+        None => {
+            let c = state.service.current(&caller, id, q.min_seq).await?;
+            (c.version, serde_json::to_value(&c).unwrap_or(Value::Null))
+        }
+    };
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(header::ETAG, etag(version));
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactBody {
+    name: String,
+    role: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    reason: Option<String>,
+    effective_at: Option<String>,
+    #[serde(default)]
+    details: BTreeMap<String, Option<String>>,
+    owner: Option<String>,
+    #[serde(default)]
+    add_contacts: Vec<ContactBody>,
+    #[serde(default)]
+    remove_contacts: Vec<Uuid>,
+    #[serde(default)]
+    archive: bool,
+}
+
+fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
+    let v = headers.get(header::IF_MATCH).ok_or_else(|| {
+        Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition_required",
+            "PATCH needs If-Match with the ETag (version) you last read",
+        )
+    })?;
+    v.to_str()
+        .ok()
+        .map(|s| s.trim().trim_matches('"'))
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| Problem::invalid("If-Match", "If-Match must be the ETag of the customer, e.g. \"3\""))
+}
+
+async fn change(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let id = parse_id(&id)?;
+    let expected = if_match(&headers)?;
+    let idem = idempotency(&headers, "PATCH", &format!("/v1/customers/{id}"), &body)?;
+    let b: PatchBody = parse_body(&body)?;
+    let meta = WriteMeta {
+        reason: b.reason,
+        effective_at: b.effective_at.as_deref().map(|t| parse_time("effective_at", t)).transpose()?,
+        idempotency: idem,
+        correlation_id: None,
+    };
+    let input = ChangeInput {
+        details: b.details,
+        owner: b.owner,
+        add_contacts: b
+            .add_contacts
+            .into_iter()
+            .map(|c| ContactInput {
+                name: c.name,
+                role: c.role,
+                phone: c.phone,
+                email: c.email,
+            })
+            .collect(),
+        remove_contacts: b.remove_contacts,
+        archive: b.archive,
+    };
+    let o = state.service.change(&caller, id, expected, input, meta).await?;
+    Ok(write_response(StatusCode::OK, &o))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    after_version: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let id = parse_id(&id)?;
+    let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
+    let page = state
+        .service
+        .history(&caller, id, q.after_version.unwrap_or(0), q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(page).into_response())
+}
