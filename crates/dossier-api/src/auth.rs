@@ -30,7 +30,9 @@ where
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Problem::unauthorized("the Authorization header must be: Bearer <token>"))?;
+            .ok_or_else(|| {
+                Problem::unauthorized("the Authorization header must be: Bearer <token>")
+            })?;
         match state.service.authenticate(token).await? {
             Some(p) => Ok(Caller(p)),
             None => Err(Problem::unauthorized("unknown or revoked token")),

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use dossier_chain::Timestamp;
-use dossier_service::{request_digest, AsOf, ChangeInput, ContactInput, RegisterInput, WriteMeta, WriteOutcome};
+use dossier_service::{
+    request_digest, AsOf, ChangeInput, ContactInput, RegisterInput, WriteMeta, WriteOutcome,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,27 +30,49 @@ pub fn router() -> Router<AppState> {
 
 fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON for this request: {e}"))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON for this request: {e}"),
+        )
     })
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(raw).map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "customer not found"))
+    Uuid::parse_str(raw)
+        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "customer not found"))
 }
 
 fn parse_time(field: &str, raw: &str) -> Result<Timestamp, Problem> {
     chrono::DateTime::parse_from_rfc3339(raw)
         .map(|t| Timestamp::new(t.with_timezone(&chrono::Utc)))
-        .map_err(|_| Problem::invalid(field, format!("{field}: must be an RFC 3339 timestamp such as 2026-03-03T00:00:00Z")))
+        .map_err(|_| {
+            Problem::invalid(
+                field,
+                format!("{field}: must be an RFC 3339 timestamp such as 2026-03-03T00:00:00Z"),
+            )
+        })
 }
 
-fn idempotency(headers: &HeaderMap, method: &str, path: &str, body: &[u8]) -> Result<Option<(String, [u8; 32])>, Problem> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+fn idempotency(
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<Option<(String, [u8; 32])>, Problem> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = v
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| Problem::invalid("Idempotency-Key", "Idempotency-Key must be 1 to 200 visible ASCII characters"))?;
+        .ok_or_else(|| {
+            Problem::invalid(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 200 visible ASCII characters",
+            )
+        })?;
     Ok(Some((key.to_owned(), request_digest(method, path, body))))
 }
 
@@ -88,12 +112,21 @@ struct CreateBody {
     effective_at: Option<String>,
 }
 
-async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
     let idem = idempotency(&headers, "POST", "/v1/customers", &body)?;
     let b: CreateBody = parse_body(&body)?;
     let meta = WriteMeta {
         reason: b.reason,
-        effective_at: b.effective_at.as_deref().map(|t| parse_time("effective_at", t)).transpose()?,
+        effective_at: b
+            .effective_at
+            .as_deref()
+            .map(|t| parse_time("effective_at", t))
+            .transpose()?,
         idempotency: idem,
         correlation_id: None,
     };
@@ -103,7 +136,14 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
         owner: b.owner,
     };
     let o = state.service.register(&caller, input, meta).await?;
-    Ok(write_response(if o.replayed { StatusCode::OK } else { StatusCode::CREATED }, &o))
+    Ok(write_response(
+        if o.replayed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        },
+        &o,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -123,7 +163,9 @@ async fn read(
     let id = parse_id(&id)?;
     let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
     let at = match (q.as_of, q.at_seq) {
-        (Some(_), Some(_)) => return Err(Problem::invalid("as_of", "give as_of or at_seq, not both")),
+        (Some(_), Some(_)) => {
+            return Err(Problem::invalid("as_of", "give as_of or at_seq, not both"))
+        }
         (Some(t), None) => Some(AsOf::Recorded(parse_time("as_of", &t)?)),
         (None, Some(n)) if n < 0 => return Err(Problem::invalid("at_seq", "at_seq must be >= 0")),
         (None, Some(n)) => Some(AsOf::Seq(n)),
@@ -196,7 +238,12 @@ fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
         .ok()
         .map(|s| s.trim().trim_matches('"'))
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| Problem::invalid("If-Match", "If-Match must be the ETag of the customer, e.g. \"3\""))
+        .ok_or_else(|| {
+            Problem::invalid(
+                "If-Match",
+                "If-Match must be the ETag of the customer, e.g. \"3\"",
+            )
+        })
 }
 
 async fn change(
@@ -212,7 +259,11 @@ async fn change(
     let b: PatchBody = parse_body(&body)?;
     let meta = WriteMeta {
         reason: b.reason,
-        effective_at: b.effective_at.as_deref().map(|t| parse_time("effective_at", t)).transpose()?,
+        effective_at: b
+            .effective_at
+            .as_deref()
+            .map(|t| parse_time("effective_at", t))
+            .transpose()?,
         idempotency: idem,
         correlation_id: None,
     };
@@ -232,7 +283,10 @@ async fn change(
         remove_contacts: b.remove_contacts,
         archive: b.archive,
     };
-    let o = state.service.change(&caller, id, expected, input, meta).await?;
+    let o = state
+        .service
+        .change(&caller, id, expected, input, meta)
+        .await?;
     Ok(write_response(StatusCode::OK, &o))
 }
 
@@ -253,7 +307,12 @@ async fn history(
     let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
     let page = state
         .service
-        .history(&caller, id, q.after_version.unwrap_or(0), q.limit.unwrap_or(100))
+        .history(
+            &caller,
+            id,
+            q.after_version.unwrap_or(0),
+            q.limit.unwrap_or(100),
+        )
         .await?;
     Ok(Json(page).into_response())
 }

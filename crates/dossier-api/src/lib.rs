@@ -47,13 +47,22 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(h) => Json(json!({"status": "ready", "head_seq": h.seq})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database is not reachable").into_response()
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database is not reachable",
+            )
+            .into_response()
         }
     }
 }
 
 async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "no_such_route", "no such endpoint; see docs/api.md")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no_such_route",
+        "no such endpoint; see docs/api.md",
+    )
 }
 
 /// Turns the plain-text rejections of lower layers into problem documents.
@@ -67,14 +76,25 @@ async fn problem_for_plain_errors(res: Response) -> Response {
         return res;
     }
     let (code, detail) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", format!("the body exceeds {BODY_LIMIT} bytes")),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!("the body exceeds {BODY_LIMIT} bytes"),
+        ),
         StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this endpoint does not support that method".to_owned()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send application/json".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this endpoint does not support that method".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "send application/json".to_owned())
+        }
         s => ("error", s.canonical_reason().unwrap_or("error").to_owned()),
     };
     let mut p = Problem::new(status, code, detail).into_response();
-    for h in [HeaderName::from_static("x-request-id"), axum::http::header::ALLOW] {
+    for h in [
+        HeaderName::from_static("x-request-id"),
+        axum::http::header::ALLOW,
+    ] {
         if let Some(v) = res.headers().get(&h) {
             p.headers_mut().insert(h, v.clone());
         }
@@ -92,8 +112,9 @@ pub fn app(state: AppState) -> Router {
         .merge(ledger::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::map_response(problem_for_plain_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        // Outside the timeout, so its bare 408 becomes a problem document too.
+        .layer(axum::middleware::map_response(problem_for_plain_errors))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req

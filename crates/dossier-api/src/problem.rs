@@ -32,7 +32,12 @@ impl Problem {
     }
 
     pub fn invalid(field: &str, reason: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", reason).with("field", field)
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            reason,
+        )
+        .with("field", field)
     }
 
     pub fn unauthorized(detail: &str) -> Problem {
@@ -45,15 +50,20 @@ impl From<ServiceError> for Problem {
         use StatusCode as S;
         let detail = e.to_string();
         match e {
-            ServiceError::Invalid { field, reason } => Problem::invalid(&field, format!("{field}: {reason}")),
+            ServiceError::Invalid { field, reason } => {
+                Problem::invalid(&field, format!("{field}: {reason}"))
+            }
             ServiceError::NotFound => Problem::new(S::NOT_FOUND, "not_found", detail),
             ServiceError::VersionMismatch { current } => {
-                Problem::new(S::PRECONDITION_FAILED, "version_mismatch", detail).with("current_version", current)
+                Problem::new(S::PRECONDITION_FAILED, "version_mismatch", detail)
+                    .with("current_version", current)
             }
             ServiceError::Conflict { current } => {
                 Problem::new(S::CONFLICT, "conflict", detail).with("current_version", current)
             }
-            ServiceError::IdempotencyMismatch => Problem::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", detail),
+            ServiceError::IdempotencyMismatch => {
+                Problem::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", detail)
+            }
             ServiceError::Domain(d) => Problem::new(S::CONFLICT, "rejected", d.to_string()),
             ServiceError::Erased => Problem::new(S::GONE, "erased", detail),
             ServiceError::Forbidden { .. } => Problem::new(S::FORBIDDEN, "forbidden", detail),
@@ -64,14 +74,22 @@ impl From<ServiceError> for Problem {
             }
             ServiceError::Unavailable(d) => {
                 tracing::warn!(error = %d, "unavailable");
-                let mut p = Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "the service is temporarily unavailable; retry");
+                let mut p = Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the service is temporarily unavailable; retry",
+                );
                 p.retry_after = Some(1);
                 p
             }
             ServiceError::Internal(d) => {
                 // The detail goes to the log, never to the client.
                 tracing::error!(error = %d, "internal error");
-                Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
+                Problem::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred; it has been logged",
+                )
             }
         }
     }
@@ -91,7 +109,10 @@ impl IntoResponse for Problem {
         }
         let mut res = (self.status, body.to_string()).into_response();
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

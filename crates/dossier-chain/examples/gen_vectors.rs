@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Everything is derived from fixed inputs, so the output is deterministic.
-//! `tests/vectors.rs` includes this file and fails if the committed vectors
+//! The tests include this file (via `tests/common`); `tests/vectors.rs` fails if the committed vectors
 //! differ from what it generates (set `DOSSIER_REGEN_VECTORS=1` when running
 //! that test to rewrite them instead).
 
@@ -632,7 +632,7 @@ pub fn files() -> Vec<(String, String)> {
     files
 }
 
-#[allow(dead_code)] // unused when tests/vectors.rs includes this file as a module
+#[allow(dead_code)] // unused where the tests include this file as a module
 fn main() {
     let dir = vectors_dir();
     for (path, contents) in files() {

@@ -140,3 +140,34 @@ fn nesting_is_limited_to_64_levels() {
     record.payload = json!({ "x": nested(63) });
     assert!(matches!(record.encode(), Err(ChainError::Malformed(_))));
 }
+
+#[test]
+fn timestamps_without_a_wire_spelling_are_refused() {
+    use chrono::{NaiveDate, TimeZone, Utc};
+    let base = common::gen_vectors::chain()[0].record.clone();
+    // Year 10000 would be written "+10000-…"; a chrono leap second as ":60".
+    let year_10000 = Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(10_000, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap(),
+    );
+    let leap = Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_micro_opt(23, 59, 59, 1_500_000)
+            .unwrap(),
+    );
+    for t in [year_10000, leap] {
+        let mut record = base.clone();
+        record.effective_at = dossier_chain::Timestamp::new(t);
+        assert!(
+            matches!(record.encode(), Err(ChainError::Malformed(_))),
+            "{t:?}"
+        );
+    }
+    assert_eq!(
+        dossier_chain::Timestamp::parse_wire("2016-12-31T23:59:60.500000Z"),
+        None
+    );
+}

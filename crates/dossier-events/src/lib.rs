@@ -280,6 +280,70 @@ pub fn decode(event_type: &str, schema_version: i32, payload: Value) -> Result<E
     })
 }
 
+/// Stands in for a personal value whose customer key was destroyed.
+pub const ERASED: &str = "[erased]";
+
+/// The JSON document of a customer file as read models and the API show it.
+pub fn customer_json(c: &dossier_domain::Customer) -> Value {
+    let details: Map<String, Value> = c
+        .details
+        .iter()
+        .map(|(f, v)| (f.as_str().to_owned(), Value::String(v.as_str().to_owned())))
+        .collect();
+    let contacts: Map<String, Value> = c
+        .contacts
+        .iter()
+        .map(|(id, ct)| (id.to_string(), contact_json(ct)))
+        .collect();
+    json!({
+        "kind": c.kind.map(CustomerKind::as_str),
+        "details": details,
+        "contacts": contacts,
+        "owner": c.owner,
+        "archived": c.archived,
+    })
+}
+
+/// Inverse of [`customer_json`] for the parts a read model stores.
+pub fn customer_from_parts(
+    kind: &str,
+    details: &Value,
+    contacts: &Value,
+    owner: Option<String>,
+    archived: bool,
+) -> dossier_domain::Customer {
+    let mut c = dossier_domain::Customer {
+        kind: CustomerKind::parse(kind),
+        owner,
+        archived,
+        ..Default::default()
+    };
+    for (k, v) in details.as_object().into_iter().flatten() {
+        if let (Some(f), Some(s)) = (Field::parse(k), v.as_str()) {
+            c.details.insert(f, FieldValue::from_log(s.to_owned()));
+        }
+    }
+    for (k, v) in contacts.as_object().into_iter().flatten() {
+        if let (Ok(id), Some(name)) = (Uuid::parse_str(k), v.get("name").and_then(Value::as_str)) {
+            let s = |n: &str| {
+                v.get(n)
+                    .and_then(Value::as_str)
+                    .map(|x| FieldValue::from_log(x.to_owned()))
+            };
+            c.contacts.insert(
+                id,
+                Contact {
+                    name: FieldValue::from_log(name.to_owned()),
+                    role: s("role"),
+                    phone: s("phone"),
+                    email: s("email"),
+                },
+            );
+        }
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,68 +430,4 @@ mod tests {
             Err(CodecError::UnknownType(_))
         ));
     }
-}
-
-/// Stands in for a personal value whose customer key was destroyed.
-pub const ERASED: &str = "[erased]";
-
-/// The JSON document of a customer file as read models and the API show it.
-pub fn customer_json(c: &dossier_domain::Customer) -> Value {
-    let details: Map<String, Value> = c
-        .details
-        .iter()
-        .map(|(f, v)| (f.as_str().to_owned(), Value::String(v.as_str().to_owned())))
-        .collect();
-    let contacts: Map<String, Value> = c
-        .contacts
-        .iter()
-        .map(|(id, ct)| (id.to_string(), contact_json(ct)))
-        .collect();
-    json!({
-        "kind": c.kind.map(CustomerKind::as_str),
-        "details": details,
-        "contacts": contacts,
-        "owner": c.owner,
-        "archived": c.archived,
-    })
-}
-
-/// Inverse of [`customer_json`] for the parts a read model stores.
-pub fn customer_from_parts(
-    kind: &str,
-    details: &Value,
-    contacts: &Value,
-    owner: Option<String>,
-    archived: bool,
-) -> dossier_domain::Customer {
-    let mut c = dossier_domain::Customer {
-        kind: CustomerKind::parse(kind),
-        owner,
-        archived,
-        ..Default::default()
-    };
-    for (k, v) in details.as_object().into_iter().flatten() {
-        if let (Some(f), Some(s)) = (Field::parse(k), v.as_str()) {
-            c.details.insert(f, FieldValue::from_log(s.to_owned()));
-        }
-    }
-    for (k, v) in contacts.as_object().into_iter().flatten() {
-        if let (Ok(id), Some(name)) = (Uuid::parse_str(k), v.get("name").and_then(Value::as_str)) {
-            let s = |n: &str| {
-                v.get(n)
-                    .and_then(Value::as_str)
-                    .map(|x| FieldValue::from_log(x.to_owned()))
-            };
-            c.contacts.insert(
-                id,
-                Contact {
-                    name: FieldValue::from_log(name.to_owned()),
-                    role: s("role"),
-                    phone: s("phone"),
-                    email: s("email"),
-                },
-            );
-        }
-    }
-    c
 }

@@ -84,7 +84,13 @@ impl From<DomainError> for ServiceError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::NotRegistered => ServiceError::NotFound,
-            DomainError::InvalidField { field, reason } => ServiceError::Invalid { field, reason },
+            // The domain names a detail field ("name"); callers address it
+            // as it appears in the request ("details/name"), like every
+            // other detail error.
+            DomainError::InvalidField { field, reason } => ServiceError::Invalid {
+                field: format!("details/{field}"),
+                reason,
+            },
             e => ServiceError::Domain(e),
         }
     }

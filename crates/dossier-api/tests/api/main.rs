@@ -1,0 +1,14 @@
+//! Behaviour of the HTTP API, driven through the router with `oneshot`
+//! against a fresh database per test.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod create;
+mod errors;
+mod history;
+mod idempotency;
+mod ledger;
+mod patch;
+mod read;

@@ -1,0 +1,157 @@
+//! Migrations: applied once, idempotent on re-run, safe to run concurrently,
+//! and an applied migration that was edited afterwards is refused.
+
+mod common;
+
+use common::{events, read_all, req};
+use dossier_store::{migrate, ExpectedVersion, StoreError, MIGRATIONS};
+use dossier_testkit::TestDb;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgPool, Row};
+use uuid::Uuid;
+
+async fn applied(
+    pool: &PgPool,
+) -> anyhow::Result<Vec<(String, Vec<u8>, chrono::DateTime<chrono::Utc>)>> {
+    Ok(
+        sqlx::query("SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| (r.get("version"), r.get("checksum"), r.get("applied_at")))
+            .collect(),
+    )
+}
+
+fn expected_rows() -> Vec<(String, Vec<u8>)> {
+    let mut rows: Vec<(String, Vec<u8>)> = MIGRATIONS
+        .iter()
+        .map(|(v, sql)| (v.to_string(), Sha256::digest(sql.as_bytes()).to_vec()))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_migrate_again_is_a_no_op() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let owner = db.owner_pool().await?;
+    let store = db.store().await?;
+    store
+        .append(req(Uuid::now_v7(), ExpectedVersion::NoStream, events(3)))
+        .await?;
+    let before = applied(&owner).await?;
+    assert_eq!(
+        before
+            .iter()
+            .map(|(v, c, _)| (v.clone(), c.clone()))
+            .collect::<Vec<_>>(),
+        expected_rows()
+    );
+    let log = read_all(&store).await?;
+
+    migrate(&owner).await?;
+    migrate(&owner).await?;
+
+    assert_eq!(applied(&owner).await?, before, "nothing is re-applied");
+    assert_eq!(read_all(&store).await?, log, "the log is untouched");
+    store
+        .append(req(Uuid::now_v7(), ExpectedVersion::NoStream, events(1)))
+        .await?;
+    store.verify(|_| {}).await??;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_migration_is_refused() -> anyhow::Result<()> {
+    for (version, _) in MIGRATIONS {
+        let db = TestDb::new().await?;
+        let owner = db.owner_pool().await?;
+        sqlx::query("UPDATE schema_migrations SET checksum = $1 WHERE version = $2")
+            .bind(vec![0u8; 32])
+            .bind(version)
+            .execute(&owner)
+            .await?;
+        match migrate(&owner).await {
+            Err(StoreError::Migration(msg)) => {
+                assert!(msg.contains("edited"), "{msg}");
+                assert!(msg.contains(version), "{msg}");
+            }
+            other => panic!("expected a migration error for {version}, got {other:?}"),
+        }
+        // The failed run released its lock: a later run fails the same way, not by hanging.
+        assert!(matches!(
+            migrate(&owner).await,
+            Err(StoreError::Migration(_))
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_newer_than_the_build_is_refused() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let owner = db.owner_pool().await?;
+    sqlx::query(
+        "INSERT INTO schema_migrations (version, checksum) VALUES ('9999_from_the_future', $1)",
+    )
+    .bind(vec![1u8; 32])
+    .execute(&owner)
+    .await?;
+    match migrate(&owner).await {
+        Err(StoreError::Migration(msg)) => assert!(msg.contains("9999_from_the_future"), "{msg}"),
+        other => panic!("expected a migration error, got {other:?}"),
+    }
+    Ok(())
+}
+
+/// Several processes migrating one empty database at once: every run
+/// succeeds and each migration is applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_of_an_empty_database_apply_once() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let admin = db.owner_pool().await?;
+    let fresh = format!("{}_fresh", db.name);
+    admin
+        .execute(format!("CREATE DATABASE \"{fresh}\"").as_str())
+        .await?;
+    let result = async {
+        let opts = db.url().parse::<PgConnectOptions>()?.database(&fresh);
+        let mut pools = Vec::new();
+        for _ in 0..4 {
+            pools.push(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(opts.clone())
+                    .await?,
+            );
+        }
+        let mut handles = Vec::new();
+        for pool in &pools {
+            let pool = pool.clone();
+            handles.push(tokio::spawn(async move { migrate(&pool).await }));
+        }
+        for h in handles {
+            h.await??;
+        }
+        let rows = applied(&pools[0]).await?;
+        assert_eq!(
+            rows.into_iter().map(|(v, c, _)| (v, c)).collect::<Vec<_>>(),
+            expected_rows()
+        );
+        let head: i64 = sqlx::query_scalar("SELECT seq FROM chain_head")
+            .fetch_one(&pools[0])
+            .await?;
+        assert_eq!(head, 0);
+        for pool in pools {
+            pool.close().await;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS \"{fresh}\" WITH (FORCE)").as_str())
+        .await?;
+    result
+}

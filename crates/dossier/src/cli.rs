@@ -1,0 +1,145 @@
+//! The command line: global settings (flags or environment) and subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use dossier_store::Role;
+
+use crate::config::{DatabaseUrl, DEFAULT_DATABASE_URL};
+
+const ENV_HELP: &str = "\
+Environment:
+  DATABASE_URL         PostgreSQL URL (same as --database-url)
+  DOSSIER_LISTEN       address of the HTTP API (same as --listen)
+  DOSSIER_STATE_DIR    local state directory (same as --state-dir)
+  DOSSIER_MASTER_KEY   base64 of the 32-byte master key that wraps every customer's data key.
+                       Only read from the environment (never a flag, so it stays out of `ps`).
+                       Create one with `dossier keygen`. If unset, <state-dir>/master.key is
+                       used when present; `serve --demo` creates that file (mode 0600).
+  RUST_LOG             log filter for stderr (default: info)";
+
+/// Customer files kept as an append-only, hash-chained event log in PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "dossier", version, after_help = ENV_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// PostgreSQL URL, used as the database owner. The database named in it is
+    /// created if missing. If the server cannot be reached but PostgreSQL is
+    /// installed on this machine, a private server is started in
+    /// <state-dir>/postgres on port 55432 and used instead.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_env_values = true,
+        global = true,
+        value_parser = DatabaseUrl::parse
+    )]
+    pub database_url: DatabaseUrl,
+
+    /// Address the HTTP API listens on (serve).
+    #[arg(
+        long,
+        env = "DOSSIER_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Directory for local state: master.key, demo-tokens.json and the data of
+    /// a private PostgreSQL server, if one had to be started.
+    #[arg(
+        long,
+        env = "DOSSIER_STATE_DIR",
+        default_value = ".dossier",
+        global = true
+    )]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate, then serve the HTTP API and run the projections until SIGINT/SIGTERM.
+    Serve {
+        /// Demo mode: create a master key in <state-dir>/master.key if none is
+        /// configured, create tokens for one principal per role and seed sample
+        /// customers into an empty database; print the tokens and curl examples.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and list the applied ones.
+    Migrate,
+    /// Verify the whole hash chain (exit 0 OK, 2 integrity violation, 1 error).
+    Verify,
+    /// Write the log as JSON Lines (export format of docs/chain-format.md §7).
+    Export {
+        /// Output file (default: standard output).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print a fresh random master key (base64) for DOSSIER_MASTER_KEY.
+    Keygen,
+    /// Inspect and rebuild read models (projections).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Benchmarks against a scratch database <dbname>_bench (dropped and recreated).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a principal and print its bearer token (shown only this once).
+    Create {
+        /// Unique name of the principal, e.g. a person or a system.
+        #[arg(long)]
+        name: String,
+        /// One of sales, manager, compliance, auditor, admin.
+        #[arg(long)]
+        role: Role,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Checkpoint, log head and lag of one or all projections.
+    Status {
+        /// Projection name (default: all).
+        name: Option<String>,
+    },
+    /// Empty a projection and rebuild it from the whole log.
+    Rebuild {
+        /// Projection name, e.g. customer_current.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append throughput and latency against a raw-INSERT baseline, then verify throughput.
+    Append {
+        /// Events per phase (the single-customer phase writes a tenth of this).
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+        events: u64,
+        /// Concurrent writers (connections for the baseline, tasks for appends).
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        writers: u32,
+    },
+}

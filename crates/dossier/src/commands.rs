@@ -1,0 +1,274 @@
+//! The subcommands other than `serve` and `bench`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use dossier_chain::Hash;
+use dossier_seal::MasterKey;
+use dossier_service::Service;
+use dossier_store::{Keyring, Role, Store};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::cli::{BenchCommand, Command, ProjectionsCommand, TokenCommand};
+use crate::config::Config;
+use crate::progress::Progress;
+use crate::{bench, database, open, serve};
+
+/// Runs one subcommand; the exit code is for outcomes that are not errors.
+pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Serve { demo } => serve::run(&cfg, demo).await?,
+        Command::Migrate => migrate(&cfg).await?,
+        Command::Verify => return verify(&cfg).await,
+        Command::Export { out } => export(&cfg, out).await?,
+        Command::Token {
+            command: TokenCommand::Create { name, role },
+        } => create_token(&cfg, &name, role).await?,
+        Command::Keygen => println!("{}", MasterKey::generate().to_base64()),
+        Command::Projections { command } => match command {
+            ProjectionsCommand::Status { name } => projection_status(&cfg, name).await?,
+            ProjectionsCommand::Rebuild { name } => rebuild(&cfg, &name).await?,
+        },
+        Command::Bench {
+            command: BenchCommand::Append { events, writers },
+        } => bench::append(&cfg, events, writers as usize).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server to use (with the database created), without migrating.
+async fn read_store(cfg: &Config) -> Result<Store> {
+    let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
+    open::store(&url, 4).await
+}
+
+/// The server to use, migrated.
+async fn write_store(cfg: &Config) -> Result<Store> {
+    let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
+    open::migrate(&url).await?;
+    open::store(&url, 4).await
+}
+
+async fn migrate(cfg: &Config) -> Result<()> {
+    let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
+    open::migrate(&url).await?;
+    println!("database {url} is migrated; applied migrations:");
+    for (version, _) in dossier_store::MIGRATIONS {
+        println!("  {version}");
+    }
+    Ok(())
+}
+
+async fn verify(cfg: &Config) -> Result<ExitCode> {
+    let store = read_store(cfg).await?;
+    let start = Instant::now();
+    let mut bar = Progress::stderr("verifying");
+    let outcome = store
+        .verify(move |p| {
+            bar.update(p.verified, p.total);
+            if p.verified >= p.total {
+                bar.finish();
+            }
+        })
+        .await
+        .map_err(|e| open::hint_unmigrated(e.into()))
+        .context("verification could not run")?;
+    let elapsed = start.elapsed().as_secs_f64();
+    match outcome {
+        Ok(head) => {
+            println!(
+                "OK head_seq={} head_hash={} events={} streams={} elapsed={:.2}s rate={:.0}ev/s",
+                head.head_seq,
+                head.head_hash,
+                head.events,
+                head.streams,
+                elapsed,
+                head.events as f64 / elapsed.max(1e-9)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(v) => {
+            let kind = serde_json::to_value(v.kind)?
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.kind.as_str().replace(' ', "_"));
+            println!("FAIL seq={} kind={kind} {}", v.seq, v.detail);
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// One line of the export format (docs/chain-format.md §7).
+#[derive(Serialize)]
+struct ExportLine<'a> {
+    seq: i64,
+    stream_id: Uuid,
+    stream_version: i64,
+    prev_hash: Hash,
+    stream_prev_hash: Hash,
+    hash: Hash,
+    body: &'a str,
+}
+
+const EXPORT_PAGE: i64 = 10_000;
+
+async fn export(cfg: &Config, out: Option<PathBuf>) -> Result<()> {
+    let store = read_store(cfg).await?;
+    // Export up to the head seen now: a well-defined prefix of the log.
+    let head = store
+        .head()
+        .await
+        .map_err(|e| open::hint_unmigrated(e.into()))?;
+    let sink: Box<dyn Write> = match &out {
+        Some(path) => Box::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, sink);
+    let mut bar = Progress::stderr("exporting");
+    let start = Instant::now();
+    let mut after = 0;
+    let mut last_hash = None;
+    while after < head.seq {
+        let page = store
+            .read_log(after, EXPORT_PAGE.min(head.seq - after))
+            .await?;
+        if page.is_empty() {
+            bail!(
+                "the log ends at seq {after}, before the head seq {}",
+                head.seq
+            );
+        }
+        for ev in page {
+            let stored_hash = ev.hash;
+            let enc = ev.record.encode().context("re-encoding a stored event")?;
+            let r = &enc.record;
+            if enc.hash != stored_hash {
+                bail!(
+                    "seq {}: the stored body does not re-encode to its stored hash ({} vs {}); \
+                     run `dossier verify`",
+                    r.seq,
+                    enc.hash,
+                    stored_hash
+                );
+            }
+            let body = std::str::from_utf8(&enc.body).context("event body is not UTF-8")?;
+            serde_json::to_writer(
+                &mut w,
+                &ExportLine {
+                    seq: r.seq,
+                    stream_id: r.stream_id,
+                    stream_version: r.stream_version,
+                    prev_hash: r.prev_hash,
+                    stream_prev_hash: r.stream_prev_hash,
+                    hash: enc.hash,
+                    body,
+                },
+            )?;
+            w.write_all(b"\n")?;
+            after = r.seq;
+            last_hash = Some(enc.hash);
+        }
+        bar.update(after, head.seq);
+    }
+    w.flush()?;
+    bar.finish();
+    eprintln!(
+        "exported {} events (head seq={} hash={}) in {:.2}s{}",
+        after,
+        head.seq,
+        last_hash.unwrap_or(dossier_chain::GENESIS),
+        start.elapsed().as_secs_f64(),
+        out.map(|p| format!(" to {}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn create_token(cfg: &Config, name: &str, role: Role) -> Result<()> {
+    let store = write_store(cfg).await?;
+    // Creating a token touches no customer data; when no master key is
+    // configured a throwaway one satisfies the service's constructor.
+    let master = cfg
+        .master_key()
+        .map(|(k, _)| k)
+        .unwrap_or_else(|_| MasterKey::generate());
+    let service = Service::new(store, Keyring::new(master));
+    let (p, token) = service
+        .create_token(name, role)
+        .await
+        .with_context(|| format!("creating principal {name}"))?;
+    println!("{token}");
+    eprintln!(
+        "created principal {} (role {}, id {}). The token above is shown only this once; \
+         store it securely and send it as `Authorization: Bearer <token>`.",
+        p.name, p.role, p.id
+    );
+    Ok(())
+}
+
+fn check_projection(name: &str) -> Result<()> {
+    if !dossier_projections::NAMES.contains(&name) {
+        bail!(
+            "unknown projection {name:?}; known: {}",
+            dossier_projections::NAMES.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn projection_status(cfg: &Config, name: Option<String>) -> Result<()> {
+    let names: Vec<String> = match name {
+        Some(n) => {
+            check_projection(&n)?;
+            vec![n]
+        }
+        None => dossier_projections::NAMES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+    };
+    let store = read_store(cfg).await?;
+    println!(
+        "{:<20} {:>12} {:>12} {:>12} {:>12}",
+        "NAME", "CHECKPOINT", "HEAD", "LAG_EVENTS", "LAG_SECONDS"
+    );
+    for n in names {
+        let s = dossier_projections::status(&store, &n)
+            .await
+            .map_err(|e| open::hint_unmigrated(e.into()))?;
+        println!(
+            "{:<20} {:>12} {:>12} {:>12} {:>12.1}",
+            s.name, s.checkpoint, s.head, s.lag_events, s.lag_seconds
+        );
+    }
+    Ok(())
+}
+
+async fn rebuild(cfg: &Config, name: &str) -> Result<()> {
+    check_projection(name)?;
+    let (master, _) = cfg.master_key()?;
+    let store = write_store(cfg).await?;
+    let projection = dossier_projections::by_name(name, Keyring::new(master), store.clone())?;
+    dossier_projections::reset(&store, &projection).await?;
+    let start = Instant::now();
+    let mut bar = Progress::stderr(&format!("rebuilding {name}"));
+    let mut reached = 0;
+    dossier_projections::catch_up(&store, &projection, |cp, head| {
+        reached = cp;
+        bar.update(cp, head);
+    })
+    .await?;
+    bar.finish();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "rebuilt {name}: {reached} events in {secs:.2}s ({:.0} events/s)",
+        reached as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}

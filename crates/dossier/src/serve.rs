@@ -1,0 +1,193 @@
+//! `dossier serve`: migrate, start the projection runner and serve the HTTP API.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use dossier_projections::CustomerCurrent;
+use dossier_service::Service;
+use dossier_store::{Keyring, Store};
+use uuid::Uuid;
+
+use crate::config::{Config, KeySource};
+use crate::demo::{self, DemoPrincipal};
+use crate::{database, open};
+
+const APP_POOL: u32 = 24;
+
+pub async fn run(cfg: &Config, demo_mode: bool) -> Result<()> {
+    let (master, source) = if demo_mode {
+        cfg.master_key_or_generate()?
+    } else {
+        cfg.master_key()?
+    };
+    if let KeySource::Generated(path) = &source {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a demo master key; keep this file, or the customer data written with it cannot be read"
+        );
+    }
+    tracing::info!(master_key_id = %master.id(), source = %source, "master key loaded");
+
+    let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
+    open::migrate(&url).await?;
+    let store = open::store(&url, APP_POOL).await?;
+    let keyring = Keyring::new(master);
+    let service = Service::new(store.clone(), keyring.clone());
+
+    let demo_info = if demo_mode {
+        Some(prepare_demo(cfg, &service).await?)
+    } else {
+        None
+    };
+
+    tokio::spawn(dossier_projections::run(
+        store.clone(),
+        CustomerCurrent::new(store.clone(), keyring.clone()),
+        Duration::from_millis(500),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let base = base_url(addr);
+    tracing::info!(%addr, database = %url, "dossier is listening");
+    println!("dossier listening on {base}");
+    if let Some(info) = demo_info {
+        print_demo(cfg, &base, &info);
+    }
+
+    let app = dossier_api::app(dossier_api::AppState::new(service));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+struct DemoInfo {
+    principals: Vec<DemoPrincipal>,
+    customer: Option<Uuid>,
+}
+
+async fn prepare_demo(cfg: &Config, service: &Service) -> Result<DemoInfo> {
+    let principals = demo::ensure_tokens(service, &cfg.state_dir.join("demo-tokens.json")).await?;
+    let store = service.store();
+    let customer = if store.head().await?.seq == 0 {
+        let ids = demo::seed(service, &principals).await?;
+        tracing::info!(
+            customers = ids.len(),
+            events = store.head().await?.seq,
+            "seeded demo customers"
+        );
+        ids.first().copied()
+    } else {
+        tracing::info!("the database already has customers; not seeding demo data");
+        first_customer(store).await?
+    };
+    Ok(DemoInfo {
+        principals,
+        customer,
+    })
+}
+
+async fn first_customer(store: &Store) -> Result<Option<Uuid>> {
+    Ok(store
+        .read_log(0, 1)
+        .await?
+        .first()
+        .map(|e| e.record.stream_id))
+}
+
+/// A URL clients on this machine can use (0.0.0.0 becomes 127.0.0.1).
+fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+fn print_demo(cfg: &Config, base: &str, info: &DemoInfo) {
+    println!();
+    println!(
+        "Demo tokens (kept in {}):",
+        cfg.state_dir.join("demo-tokens.json").display()
+    );
+    for p in &info.principals {
+        println!(
+            "  {:<16} {:<11} {}",
+            p.principal.name,
+            p.principal.role.as_str(),
+            p.token
+        );
+    }
+    let token = info
+        .principals
+        .iter()
+        .find(|p| p.principal.role == dossier_store::Role::Sales)
+        .or(info.principals.first())
+        .map(|p| p.token.as_str())
+        .unwrap_or("<token>");
+    println!();
+    println!("Try:");
+    println!("  TOKEN={token}");
+    if let Some(id) = info.customer {
+        println!("  curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/customers/{id}");
+        println!("  curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/customers/{id}/history");
+    }
+    println!("  curl -X POST -H \"Authorization: Bearer $TOKEN\" {base}/v1/ledger/verify");
+    println!();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing open requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            base_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            base_url("127.0.0.1:80".parse().unwrap()),
+            "http://127.0.0.1:80"
+        );
+        assert_eq!(
+            base_url("[::]:9000".parse().unwrap()),
+            "http://127.0.0.1:9000"
+        );
+    }
+}
