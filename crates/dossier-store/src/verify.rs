@@ -144,10 +144,21 @@ fn to_hash(seq: i64, b: &[u8]) -> Result<Hash, Violation> {
 }
 
 impl Store {
-    /// Verifies the whole log in one snapshot. The outer error is an I/O or
-    /// database failure; the inner one is the first integrity violation found.
+    /// Verifies the integrity of the whole log in one snapshot (hashes, links,
+    /// order, gaps, stream links). The outer error is an I/O or database
+    /// failure; the inner one is the first violation found.
     pub async fn verify(
         &self,
+        progress: impl FnMut(VerifyProgress) + Send + 'static,
+    ) -> Result<Result<VerifiedHead, Violation>, StoreError> {
+        self.verify_with(false, progress).await
+    }
+
+    /// Like [`Store::verify`]; `strict` also checks that every body is a
+    /// canonical, valid dossier-chain/1 event (much slower).
+    pub async fn verify_with(
+        &self,
+        strict: bool,
         mut progress: impl FnMut(VerifyProgress) + Send + 'static,
     ) -> Result<Result<VerifiedHead, Violation>, StoreError> {
         let mut conn = self.pool.acquire().await?;
@@ -165,7 +176,11 @@ impl Store {
         let checker = tokio::task::spawn_blocking(
             move || -> Result<Result<VerifiedHead, Violation>, StoreError> {
                 let mut parser = CopyParser::new();
-                let mut verifier = Verifier::new();
+                let mut verifier = if strict {
+                    Verifier::new()
+                } else {
+                    Verifier::integrity_only()
+                };
                 let mut count: i64 = 0;
                 for chunk in chunks_rx {
                     parser.feed(&chunk);

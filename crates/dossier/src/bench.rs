@@ -109,7 +109,7 @@ pub async fn append(cfg: &Config, events: u64, writers: usize) -> Result<()> {
     println!(
         "append_ratio={:.2} verify_ev_s={}",
         b.rate() / a.rate(),
-        verify_rate as u64
+        verify_rate.round() as u64
     );
     Ok(())
 }

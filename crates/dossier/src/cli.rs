@@ -78,7 +78,12 @@ pub enum Command {
     /// Apply pending database migrations and list the applied ones.
     Migrate,
     /// Verify the whole hash chain (exit 0 OK, 2 integrity violation, 1 error).
-    Verify,
+    Verify {
+        /// Also check that every body is a canonical, valid dossier-chain/1
+        /// event (conformance; slower). By default only integrity is checked.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Write the log as JSON Lines (export format of docs/chain-format.md §7).
     Export {
         /// Output file (default: standard output).

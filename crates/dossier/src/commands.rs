@@ -23,7 +23,7 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve { demo } => serve::run(&cfg, demo).await?,
         Command::Migrate => migrate(&cfg).await?,
-        Command::Verify => return verify(&cfg).await,
+        Command::Verify { strict } => return verify(&cfg, strict).await,
         Command::Export { out } => export(&cfg, out).await?,
         Command::Token {
             command: TokenCommand::Create { name, role },
@@ -63,12 +63,12 @@ async fn migrate(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn verify(cfg: &Config) -> Result<ExitCode> {
+async fn verify(cfg: &Config, strict: bool) -> Result<ExitCode> {
     let store = read_store(cfg).await?;
     let start = Instant::now();
     let mut bar = Progress::stderr("verifying");
     let outcome = store
-        .verify(move |p| {
+        .verify_with(strict, move |p| {
             bar.update(p.verified, p.total);
             if p.verified >= p.total {
                 bar.finish();

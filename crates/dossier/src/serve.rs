@@ -32,7 +32,9 @@ pub async fn run(cfg: &Config, demo_mode: bool) -> Result<()> {
     let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
     open::migrate(&url).await?;
     let store = open::store(&url, APP_POOL).await?;
+    let master_id = master.id();
     let keyring = Keyring::new(master);
+    check_master_key(&store, &keyring, &master_id, &source).await?;
     let service = Service::new(store.clone(), keyring.clone());
 
     let demo_info = if demo_mode {
@@ -91,6 +93,26 @@ async fn prepare_demo(cfg: &Config, service: &Service) -> Result<DemoInfo> {
         principals,
         customer,
     })
+}
+
+/// Fails early if the master key cannot unwrap the data keys already stored
+/// (e.g. the key file was lost and a new demo key was generated).
+async fn check_master_key(
+    store: &Store,
+    keyring: &Keyring,
+    master_id: &str,
+    source: &KeySource,
+) -> Result<()> {
+    let Some(id) = first_customer(store).await? else {
+        return Ok(());
+    };
+    keyring.keys_for_read(store, &[id]).await.map_err(|e| {
+        anyhow::anyhow!(
+            "the master key from {source} (id {master_id}) does not fit this database: {e}. \
+             Use the master key the data was written with."
+        )
+    })?;
+    Ok(())
 }
 
 async fn first_customer(store: &Store) -> Result<Option<Uuid>> {
