@@ -76,6 +76,22 @@ fn idempotency(
     Ok(Some((key.to_owned(), request_digest(method, path, body))))
 }
 
+/// The why/when/retry context shared by every write request.
+fn write_meta(
+    reason: Option<String>,
+    effective_at: Option<&str>,
+    idempotency: Option<(String, [u8; 32])>,
+) -> Result<WriteMeta, Problem> {
+    Ok(WriteMeta {
+        reason,
+        effective_at: effective_at
+            .map(|t| parse_time("effective_at", t))
+            .transpose()?,
+        idempotency,
+        correlation_id: None,
+    })
+}
+
 fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
@@ -120,16 +136,7 @@ async fn create(
 ) -> Result<Response, Problem> {
     let idem = idempotency(&headers, "POST", "/v1/customers", &body)?;
     let b: CreateBody = parse_body(&body)?;
-    let meta = WriteMeta {
-        reason: b.reason,
-        effective_at: b
-            .effective_at
-            .as_deref()
-            .map(|t| parse_time("effective_at", t))
-            .transpose()?,
-        idempotency: idem,
-        correlation_id: None,
-    };
+    let meta = write_meta(b.reason, b.effective_at.as_deref(), idem)?;
     let input = RegisterInput {
         kind: b.kind,
         details: b.details,
@@ -257,16 +264,7 @@ async fn change(
     let expected = if_match(&headers)?;
     let idem = idempotency(&headers, "PATCH", &format!("/v1/customers/{id}"), &body)?;
     let b: PatchBody = parse_body(&body)?;
-    let meta = WriteMeta {
-        reason: b.reason,
-        effective_at: b
-            .effective_at
-            .as_deref()
-            .map(|t| parse_time("effective_at", t))
-            .transpose()?,
-        idempotency: idem,
-        correlation_id: None,
-    };
+    let meta = write_meta(b.reason, b.effective_at.as_deref(), idem)?;
     let input = ChangeInput {
         details: b.details,
         owner: b.owner,
