@@ -5,10 +5,12 @@
 //! byte format is specified in `docs/chain-format.md`; the test vectors in
 //! `docs/chain-vectors/` are checked by this crate's tests.
 
+mod body;
 mod hash;
 mod record;
 mod verify;
 
+pub use body::{CanonicalPayload, Envelope};
 pub use hash::{hash_body, Hash, HashParseError};
 pub use record::{
     check_numbers, Actor, ChainError, EncodedEvent, EventRecord, Timestamp, MAX_SAFE_INTEGER,

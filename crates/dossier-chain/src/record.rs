@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::hash::{hash_body, Hash};
+use crate::hash::Hash;
 
 /// Largest integer that every JSON implementation (and RFC 8785's ECMAScript
 /// number rules) represents exactly: 2^53 - 1.
@@ -189,6 +189,28 @@ pub fn check_numbers(value: &Value) -> Result<(), ChainError> {
     walk(value, &mut String::new())
 }
 
+/// The payload rules: a JSON object, nested at most `MAX_DEPTH` levels
+/// (counting the event as 1), with only exactly representable numbers.
+pub(crate) fn check_payload(payload: &Value) -> Result<(), ChainError> {
+    if !payload.is_object() {
+        return Err(ChainError::Malformed(
+            "payload must be a JSON object".into(),
+        ));
+    }
+    if !within_depth(payload, 2) {
+        return Err(ChainError::Malformed(format!(
+            "payload nests deeper than {MAX_DEPTH} levels (counting the event as 1)"
+        )));
+    }
+    check_numbers(payload).map_err(|e| match e {
+        ChainError::InexactNumber { path } => ChainError::InexactNumber {
+            path: format!("payload{path}"),
+        },
+        other => other,
+    })?;
+    Ok(())
+}
+
 impl EventRecord {
     /// The rules serde types alone do not enforce. Checked on encode and on
     /// decode, so every body that encode writes decodes, and vice versa.
@@ -200,22 +222,7 @@ impl EventRecord {
                 return Err(ChainError::InexactNumber { path: name.into() });
             }
         }
-        if !self.payload.is_object() {
-            return Err(ChainError::Malformed(
-                "payload must be a JSON object".into(),
-            ));
-        }
-        if !within_depth(&self.payload, 2) {
-            return Err(ChainError::Malformed(format!(
-                "payload nests deeper than {MAX_DEPTH} levels (counting the event as 1)"
-            )));
-        }
-        check_numbers(&self.payload).map_err(|e| match e {
-            ChainError::InexactNumber { path } => ChainError::InexactNumber {
-                path: format!("payload{path}"),
-            },
-            other => other,
-        })?;
+        check_payload(&self.payload)?;
         // Years outside 0000..=9999 (and leap seconds) are representable in
         // chrono but have no YYYY-MM-DDTHH:MM:SS.ffffffZ spelling that parses back.
         for (name, t) in [
@@ -231,12 +238,31 @@ impl EventRecord {
         Ok(())
     }
 
+    /// Everything but the payload, borrowed.
+    pub fn envelope(&self) -> crate::body::Envelope<'_> {
+        crate::body::Envelope {
+            seq: self.seq,
+            event_id: self.event_id,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            recorded_at: self.recorded_at,
+            effective_at: self.effective_at,
+            actor: &self.actor,
+            reason: self.reason.as_deref(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            prev_hash: self.prev_hash,
+            stream_prev_hash: self.stream_prev_hash,
+        }
+    }
+
     /// The canonical body (RFC 8785 JSON of this record) and its hash.
     pub fn encode(self) -> Result<EncodedEvent, ChainError> {
-        self.validate()?;
-        let body = serde_json_canonicalizer::to_vec(&self)
-            .map_err(|e| ChainError::Malformed(e.to_string()))?;
-        let hash = hash_body(&body);
+        // CanonicalPayload checks the payload rules and the envelope the rest.
+        let payload = crate::body::CanonicalPayload::new(&self.payload)?;
+        let (body, hash) = self.envelope().encode(&payload)?;
         Ok(EncodedEvent {
             record: self,
             body,
@@ -250,8 +276,8 @@ impl EventRecord {
         let record: EventRecord =
             serde_json::from_slice(body).map_err(|e| ChainError::Malformed(e.to_string()))?;
         record.validate()?;
-        let again = serde_json_canonicalizer::to_vec(&record)
-            .map_err(|e| ChainError::Malformed(e.to_string()))?;
+        let payload = crate::body::CanonicalPayload::new(&record.payload)?;
+        let (again, _) = record.envelope().encode(&payload)?;
         if again != body {
             return Err(ChainError::NotCanonical);
         }

@@ -5,10 +5,13 @@
 //! those heads under the chain-head lock, so several processes can write safely:
 //! the one that finds a head moved reloads and retries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dossier_chain::{Actor, EncodedEvent, EventRecord, Hash, Timestamp, GENESIS};
+use dossier_chain::{Actor, CanonicalPayload, Envelope, Hash, Timestamp, GENESIS};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
@@ -19,6 +22,10 @@ use crate::error::StoreError;
 
 /// At most this many events go into one transaction.
 const MAX_BATCH_EVENTS: usize = 2_000;
+/// Batches sent but not yet known to be committed, at most.
+const PIPELINE_DEPTH: usize = 2;
+/// Events a batch needs to be sent while another is still in flight.
+const PIPELINE_MIN_EVENTS: usize = 8;
 /// Attempts before a batch gives up because other processes keep moving the head.
 const MAX_ATTEMPTS: usize = 20;
 /// Stream heads cached per process; the cache is cleared when it grows past this.
@@ -86,33 +93,91 @@ pub struct Appended {
     pub replayed: bool,
 }
 
-struct Job {
+/// A request whose payloads were canonicalised by the caller's task, so the
+/// single writer only splices and hashes.
+struct Prepared {
     req: AppendRequest,
+    payloads: Vec<CanonicalPayload>,
+}
+
+impl std::ops::Deref for Prepared {
+    type Target = AppendRequest;
+    fn deref(&self) -> &AppendRequest {
+        &self.req
+    }
+}
+
+struct Job {
+    req: Prepared,
     reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
     tx: mpsc::Sender<Job>,
+    /// Callers inside `append` whose job the writer has not taken yet. The
+    /// writer waits briefly for them, so concurrent callers share a commit
+    /// instead of splitting into a big batch and a straggler.
+    arriving: Arc<AtomicUsize>,
 }
 
 impl WriterHandle {
     pub(crate) fn spawn(pool: PgPool) -> WriterHandle {
         let (tx, rx) = mpsc::channel(16_384);
-        tokio::spawn(run_writer(pool, rx));
-        WriterHandle { tx }
+        let arriving = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run_writer(pool, rx, arriving.clone()));
+        WriterHandle { tx, arriving }
     }
 
     pub(crate) async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
         if req.events.is_empty() {
             return Err(StoreError::EmptyAppend);
         }
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { req, reply })
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        let mut guard = ArrivalGuard::new(&self.arriving);
+        let sent = async {
+            let payloads = req
+                .events
+                .iter()
+                .map(|e| CanonicalPayload::new(&e.payload))
+                .collect::<Result<Vec<_>, _>>()?;
+            let req = Prepared { req, payloads };
+            let (reply, rx) = oneshot::channel();
+            self.tx
+                .send(Job { req, reply })
+                .await
+                .map_err(|_| StoreError::WriterStopped)?;
+            Ok::<_, StoreError>(rx)
+        }
+        .await;
+        let rx = sent?;
+        // The writer decrements the count when it takes the job.
+        guard.handed_over = true;
         rx.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+/// Counts a caller as arriving until its job is queued (or it gives up, for
+/// example because its request was cancelled).
+struct ArrivalGuard<'a> {
+    count: &'a AtomicUsize,
+    handed_over: bool,
+}
+
+impl<'a> ArrivalGuard<'a> {
+    fn new(count: &'a AtomicUsize) -> ArrivalGuard<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        ArrivalGuard {
+            count,
+            handed_over: false,
+        }
+    }
+}
+
+impl Drop for ArrivalGuard<'_> {
+    fn drop(&mut self) {
+        if !self.handed_over {
+            self.count.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -130,21 +195,242 @@ struct WriterCache {
     streams: HashMap<Uuid, (i64, Hash)>,
 }
 
-async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
-    let mut cache = WriterCache::default();
-    while let Some(first) = rx.recv().await {
-        let mut events = first.req.events.len();
-        let mut jobs = vec![first];
-        while events < MAX_BATCH_EVENTS {
-            match rx.try_recv() {
-                Ok(job) => {
-                    events += job.req.events.len();
-                    jobs.push(job);
+/// A batch sent to the database whose commit is not yet known.
+struct InFlight {
+    jobs: Vec<Job>,
+    results: Vec<Result<Appended, StoreError>>,
+    /// What was sent, to send again if it overtook its predecessor.
+    sent: (ChainHead, Arc<Batch>, Arc<HeadChanges>),
+    done: tokio::task::JoinHandle<Result<(), StoreError>>,
+    finished: Option<Result<(), StoreError>>,
+}
+
+impl InFlight {
+    async fn outcome(&mut self) -> Result<(), StoreError> {
+        match self.finished.take() {
+            Some(r) => r,
+            None => (&mut self.done)
+                .await
+                .unwrap_or(Err(StoreError::WriterStopped)),
+        }
+    }
+}
+
+/// Longest the writer waits for a caller that is about to enqueue.
+const GATHER_WAIT: Duration = Duration::from_millis(1);
+
+/// Takes the next batch: one job plus whatever else is queued, plus the jobs
+/// of callers that are just preparing theirs (waiting at most `GATHER_WAIT`).
+async fn drain_queue(first: Job, rx: &mut mpsc::Receiver<Job>, arriving: &AtomicUsize) -> Vec<Job> {
+    let mut events = first.req.events.len();
+    let mut jobs = vec![first];
+    arriving.fetch_sub(1, Ordering::SeqCst);
+    while events < MAX_BATCH_EVENTS {
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(_) if arriving.load(Ordering::SeqCst) > 0 => {
+                match tokio::time::timeout(GATHER_WAIT, rx.recv()).await {
+                    Ok(Some(job)) => job,
+                    _ => break,
                 }
-                Err(_) => break,
+            }
+            Err(_) => break,
+        };
+        arriving.fetch_sub(1, Ordering::SeqCst);
+        events += job.req.events.len();
+        jobs.push(job);
+    }
+    jobs
+}
+
+/// The writer loop. A "clean" batch (no idempotency keys, every stream head
+/// cached or the stream new, every request planned without conflict) is
+/// planned on top of the heads that the batches still in flight will leave,
+/// and sent at once on a connection of its own: its call waits for the
+/// chain-head lock while the previous batch commits, so round trips overlap
+/// and only the locked section is serial. Anything else, and any failure, goes
+/// through the sequential path once the pipeline has drained.
+async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<Job>, arriving: Arc<AtomicUsize>) {
+    let mut cache = WriterCache::default();
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    let mut pending: Vec<Job> = Vec::new();
+    let mut closed = false;
+    let mut last_batch_jobs = 0;
+    loop {
+        if inflight.len() >= PIPELINE_DEPTH
+            || inflight
+                .front()
+                .is_some_and(|f| f.finished.is_some() || f.done.is_finished())
+            || (closed && !inflight.is_empty())
+        {
+            settle_front(&pool, &mut cache, &mut inflight).await;
+            continue;
+        }
+        // A batch goes out when nothing is in flight, or when it is big enough
+        // to be worth a commit of its own meanwhile; a straggler waits for the
+        // batch in flight and rides with the next one.
+        let pending_events: usize = pending.iter().map(|j| j.req.events.len()).sum();
+        if !pending.is_empty() && (inflight.is_empty() || pending_events >= PIPELINE_MIN_EVENTS) {
+            // The callers of the last batch were just answered and are likely
+            // sending again: wait briefly for as many as there were, so the
+            // batch is not split into a straggler and the rest.
+            let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+            while inflight.is_empty() && pending.len() < last_batch_jobs {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(job)) => pending.extend(drain_queue(job, &mut rx, &arriving).await),
+                    Ok(None) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            last_batch_jobs = pending.len();
+            let jobs = std::mem::take(&mut pending);
+            match send_clean(&pool, &mut cache, jobs) {
+                Ok(f) => inflight.push_back(f),
+                Err(jobs) => {
+                    while !inflight.is_empty() {
+                        settle_front(&pool, &mut cache, &mut inflight).await;
+                    }
+                    commit_jobs(&pool, &mut cache, jobs).await;
+                }
+            }
+            continue;
+        }
+        if closed {
+            return;
+        }
+        let job = match inflight.front_mut() {
+            None => rx.recv().await,
+            Some(front) => {
+                tokio::select! {
+                    job = rx.recv() => job,
+                    r = &mut front.done => {
+                        front.finished = Some(r.unwrap_or(Err(StoreError::WriterStopped)));
+                        continue;
+                    }
+                }
+            }
+        };
+        match job {
+            Some(job) => pending.extend(drain_queue(job, &mut rx, &arriving).await),
+            None => closed = true,
+        }
+    }
+}
+
+/// Plans and sends a clean batch; gives the jobs back if the batch is not clean.
+fn send_clean(
+    pool: &PgPool,
+    cache: &mut WriterCache,
+    jobs: Vec<Job>,
+) -> Result<InFlight, Vec<Job>> {
+    let Some(head) = cache.head else {
+        return Err(jobs);
+    };
+    let clean = jobs.iter().all(|j| {
+        j.req.idempotency.is_none()
+            && (cache.streams.contains_key(&j.req.stream_id)
+                || j.req.expected == ExpectedVersion::NoStream)
+    });
+    if !clean {
+        return Err(jobs);
+    }
+    let (reqs, replies): (Vec<Prepared>, Vec<_>) =
+        jobs.into_iter().map(|j| (j.req, j.reply)).unzip();
+    let (outcomes, batch, heads) = plan(&reqs, head, cache, &HashMap::new());
+    let rejoin = |reqs: Vec<Prepared>, replies: Vec<oneshot::Sender<_>>| {
+        reqs.into_iter()
+            .zip(replies)
+            .map(|(req, reply)| Job { req, reply })
+            .collect::<Vec<_>>()
+    };
+    if batch.seq.is_empty() || !outcomes.iter().all(|o| matches!(o, Outcome::Pending(_))) {
+        return Err(rejoin(reqs, replies));
+    }
+    let n = batch.seq.len() - 1;
+    cache.head = Some(ChainHead {
+        seq: batch.seq[n],
+        hash: Hash::from_slice(&batch.hash[n]).unwrap_or_default(),
+        recorded_at: batch.recorded_at[n],
+    });
+    for (id, (_, version, hash)) in &heads {
+        cache.streams.insert(*id, (*version, *hash));
+    }
+    let (batch, heads) = (Arc::new(batch), Arc::new(heads));
+    let sent = (head, batch.clone(), heads.clone());
+    let pool = pool.clone();
+    tracing::trace!(
+        requests = reqs.len(),
+        events = batch.seq.len(),
+        "pipelined batch"
+    );
+    let done = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = execute(&pool, head, &batch, &heads).await;
+        tracing::trace!(
+            exec_us = started.elapsed().as_micros() as u64,
+            ok = r.is_ok(),
+            "batch executed"
+        );
+        r
+    });
+    Ok(InFlight {
+        jobs: rejoin(reqs, replies),
+        results: resolve(outcomes),
+        sent,
+        done,
+        finished: None,
+    })
+}
+
+fn is_head_race(r: &Result<(), StoreError>) -> bool {
+    matches!(r, Err(StoreError::Database(sqlx::Error::Database(db))) if db.code().as_deref() == Some("DS001"))
+}
+
+/// Answers the oldest in-flight batch. If it failed, every later batch was
+/// planned on top of it and fails too: all of them are redone sequentially
+/// from freshly loaded heads.
+async fn settle_front(pool: &PgPool, cache: &mut WriterCache, inflight: &mut VecDeque<InFlight>) {
+    let Some(mut front) = inflight.pop_front() else {
+        return;
+    };
+    let mut outcome = front.outcome().await;
+    if is_head_race(&outcome) {
+        // Batches travel on different connections, so one can take the head
+        // lock before its predecessor and find the head "moved" (not yet
+        // there). Its predecessor has committed by now: send it again.
+        let (head, batch, heads) = &front.sent;
+        outcome = execute(pool, *head, batch, heads).await;
+    }
+    match outcome {
+        Ok(()) => {
+            for (job, result) in front.jobs.into_iter().zip(front.results) {
+                let _ = job.reply.send(result);
             }
         }
-        commit_jobs(&pool, &mut cache, jobs).await;
+        Err(e) => {
+            tracing::debug!(error = %e, "pipelined batch failed; redoing the pipeline sequentially");
+            let mut redo = vec![front.jobs];
+            while let Some(mut later) = inflight.pop_front() {
+                match later.outcome().await {
+                    // Cannot happen (its expected head never existed), but if it
+                    // committed, its callers must hear so.
+                    Ok(()) => {
+                        for (job, result) in later.jobs.into_iter().zip(later.results) {
+                            let _ = job.reply.send(result);
+                        }
+                    }
+                    Err(_) => redo.push(later.jobs),
+                }
+            }
+            cache.head = None;
+            cache.streams.clear();
+            for jobs in redo {
+                commit_jobs(pool, cache, jobs).await;
+            }
+        }
     }
 }
 
@@ -210,20 +496,19 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, e: &EncodedEvent) {
-        let r = &e.record;
+    fn push(&mut self, r: &Envelope<'_>, body: Vec<u8>, hash: Hash) {
         self.seq.push(r.seq);
         self.event_id.push(r.event_id);
         self.stream_id.push(r.stream_id);
         self.stream_version.push(r.stream_version);
-        self.event_type.push(r.event_type.clone());
+        self.event_type.push(r.event_type.to_owned());
         self.recorded_at.push(r.recorded_at.get());
         self.effective_at.push(r.effective_at.get());
         self.actor_id.push(r.actor.id);
         self.prev_hash.push(r.prev_hash.0.to_vec());
         self.stream_prev_hash.push(r.stream_prev_hash.0.to_vec());
-        self.hash.push(e.hash.0.to_vec());
-        self.body.push(e.body.clone());
+        self.hash.push(hash.0.to_vec());
+        self.body.push(body);
     }
 }
 
@@ -324,7 +609,7 @@ async fn load_streams(
 async fn commit_batch(
     pool: &PgPool,
     cache: &mut WriterCache,
-    reqs: &[AppendRequest],
+    reqs: &[Prepared],
 ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
     if cache.streams.len() > MAX_CACHED_STREAMS {
         cache.streams.clear();
@@ -367,7 +652,9 @@ async fn commit_batch(
         fresh.extend(unknown.iter().copied());
         load_streams(pool, cache, unknown).await?;
 
+        let t0 = std::time::Instant::now();
         let (outcomes, batch, heads) = plan(reqs, head, cache, &stored);
+        let t_plan = t0.elapsed();
         // A conflict found against a cached head may be stale: another process may
         // have written the stream since. Such a conflict never reaches the SQL
         // function, so re-read those heads and plan again.
@@ -389,7 +676,16 @@ async fn commit_batch(
         if batch.seq.is_empty() {
             return Ok(resolve(outcomes));
         }
-        match execute(pool, head, &batch, &heads).await {
+        let t1 = std::time::Instant::now();
+        let res = execute(pool, head, &batch, &heads).await;
+        tracing::trace!(
+            requests = reqs.len(),
+            events = batch.seq.len(),
+            plan_us = t_plan.as_micros() as u64,
+            exec_us = t1.elapsed().as_micros() as u64,
+            "batch"
+        );
+        match res {
             Ok(()) => {
                 let n = batch.seq.len() - 1;
                 cache.head = Some(ChainHead {
@@ -455,7 +751,7 @@ type HeadChanges = HashMap<Uuid, (i64, i64, Hash)>;
 
 /// Decides every request against the cached heads, assigning seqs and hashes.
 fn plan(
-    reqs: &[AppendRequest],
+    reqs: &[Prepared],
     head: ChainHead,
     cache: &WriterCache,
     stored: &HashMap<String, StoredIdempotency>,
@@ -516,35 +812,34 @@ fn plan(
             })));
             continue;
         }
-        let mut encoded = Vec::with_capacity(req.events.len());
+        let mut rows = Vec::with_capacity(req.events.len());
         let mut v = version;
         let (mut p, mut sp, mut s) = (prev_hash, stream_hash, next_seq);
         let mut failure = None;
-        for ev in &req.events {
+        for (ev, payload) in req.events.iter().zip(&req.payloads) {
             v += 1;
-            let record = EventRecord {
+            let envelope = Envelope {
                 seq: s,
                 event_id: ev.event_id,
                 stream_id: req.stream_id,
                 stream_version: v,
-                event_type: ev.event_type.clone(),
+                event_type: &ev.event_type,
                 schema_version: ev.schema_version,
                 recorded_at,
                 effective_at: ev.effective_at.unwrap_or(recorded_at),
-                actor: ev.actor.clone(),
-                reason: ev.reason.clone(),
+                actor: &ev.actor,
+                reason: ev.reason.as_deref(),
                 correlation_id: ev.correlation_id,
                 causation_id: ev.causation_id,
-                payload: ev.payload.clone(),
                 prev_hash: p,
                 stream_prev_hash: sp,
             };
-            match record.encode() {
-                Ok(e) => {
-                    p = e.hash;
-                    sp = e.hash;
+            match envelope.encode(payload) {
+                Ok((body, hash)) => {
+                    rows.push((envelope, body, hash));
+                    p = hash;
+                    sp = hash;
                     s += 1;
-                    encoded.push(e);
                 }
                 Err(err) => {
                     failure = Some(err);
@@ -556,8 +851,8 @@ fn plan(
             outcomes.push(Outcome::Done(Err(StoreError::InvalidEvent(err))));
             continue;
         }
-        for e in &encoded {
-            batch.push(e);
+        for (envelope, body, hash) in rows {
+            batch.push(&envelope, body, hash);
         }
         let appended = Appended {
             stream_id: req.stream_id,

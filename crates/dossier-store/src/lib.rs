@@ -40,6 +40,9 @@ pub async fn connect_owner(url: &str, max_connections: u32) -> Result<PgPool, St
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // A ping per checkout would add a round trip to every batch; a broken
+        // connection surfaces as an error on use and is replaced.
+        .test_before_acquire(false)
         .connect_with(opts)
         .await?)
 }
@@ -51,6 +54,9 @@ pub async fn connect_app(url: &str, max_connections: u32) -> Result<PgPool, Stor
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // A ping per checkout would add a round trip to every batch; a broken
+        // connection surfaces as an error on use and is replaced.
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("SET ROLE dossier_app").await?;

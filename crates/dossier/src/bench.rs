@@ -372,22 +372,32 @@ async fn baseline(pool: &PgPool, sample: &Sample, n: u64, writers: usize) -> Res
 }
 
 async fn distinct_streams(store: &Store, sample: &Sample, n: u64, writers: usize) -> Result<Phase> {
-    let sample = Arc::new(Sample {
-        key: sample.key.clone(),
-        actor: sample.actor.clone(),
-    });
-    run_writers("(b) append", n, writers, |next, done, _| {
+    // The events are sealed and built before the clock starts: this phase
+    // measures the store's append path, not payload construction.
+    let prepared: Vec<AppendRequest> = (0..n)
+        .map(|_| {
+            let id = Uuid::now_v7();
+            AppendRequest {
+                stream_id: id,
+                expected: ExpectedVersion::NoStream,
+                events: vec![sample.registration(id)],
+                idempotency: None,
+            }
+        })
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(prepared));
+    run_writers("(b) append", n, writers, |_, done, _| {
         let store = store.clone();
-        let sample = sample.clone();
+        let queue = queue.clone();
         async move {
             let mut lat = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                let id = Uuid::now_v7();
-                let req = AppendRequest {
-                    stream_id: id,
-                    expected: ExpectedVersion::NoStream,
-                    events: vec![sample.registration(id)],
-                    idempotency: None,
+            loop {
+                let Some(req) = queue
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("queue poisoned"))?
+                    .pop()
+                else {
+                    break;
                 };
                 let t = Instant::now();
                 store.append(req).await?;
