@@ -137,10 +137,18 @@ END
 $$;
 
 -- The service runs as dossier_app: it may read and append to the log, never change it.
+-- It may log in (without a password: the server's authentication rules
+-- decide); where it cannot, the service falls back to SET ROLE.
 DO $$
 BEGIN
-    CREATE ROLE dossier_app NOLOGIN;
+    CREATE ROLE dossier_app LOGIN;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$;
+DO $$
+BEGIN
+    ALTER ROLE dossier_app LOGIN;
+EXCEPTION WHEN insufficient_privilege THEN NULL;
 END
 $$;
 GRANT SELECT, INSERT ON events TO dossier_app;

@@ -82,6 +82,21 @@ struct Links {
     stream_prev_hash: Hash,
 }
 
+/// Reads the link members from the end of a canonical body without parsing
+/// the payload. In canonical order every link member comes after `payload`,
+/// and the last `,"prev_hash":"` in the bytes is the top-level one (inside a
+/// later string value its quotes would be escaped). The tail must parse as a
+/// complete object ending the body; anything else returns `None` and the
+/// caller parses the whole body.
+fn links_from_tail(body: &[u8]) -> Option<Links> {
+    const KEY: &[u8] = b",\"prev_hash\":\"";
+    let at = body.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let mut tail = Vec::with_capacity(body.len() - at);
+    tail.push(b'{');
+    tail.extend_from_slice(&body[at + 1..]);
+    serde_json::from_slice::<Links>(&tail).ok()
+}
+
 /// Streaming verifier: feed rows in ascending `seq` order, then call `finish`.
 #[derive(Debug)]
 pub struct Verifier {
@@ -175,12 +190,15 @@ impl Verifier {
                 stream_prev_hash: e.stream_prev_hash,
             }
         } else {
-            serde_json::from_slice::<Links>(row.body).map_err(|e| {
-                fail(
-                    ViolationKind::Malformed,
-                    format!("body does not parse: {e}"),
-                )
-            })?
+            match links_from_tail(row.body) {
+                Some(links) => links,
+                None => serde_json::from_slice::<Links>(row.body).map_err(|e| {
+                    fail(
+                        ViolationKind::Malformed,
+                        format!("body does not parse: {e}"),
+                    )
+                })?,
+            }
         };
         if event.seq != row.seq {
             return Err(fail(

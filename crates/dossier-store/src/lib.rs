@@ -34,29 +34,59 @@ pub const APP_ROLE: &str = "dossier_app";
 /// Channel on which the writer notifies committed positions.
 pub const NOTIFY_CHANNEL: &str = "dossier_events";
 
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        // A ping per checkout would add a round trip to every batch; a broken
+        // connection surfaces as an error on use and is replaced.
+        .test_before_acquire(false)
+}
+
 /// Connects as the database owner (for migrations and administrative tasks).
 pub async fn connect_owner(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let opts: PgConnectOptions = url.parse()?;
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        // A ping per checkout would add a round trip to every batch; a broken
-        // connection surfaces as an error on use and is replaced.
-        .test_before_acquire(false)
-        .connect_with(opts)
-        .await?)
+    Ok(pool_options(max_connections).connect_with(opts).await?)
 }
 
-/// Connects with every session switched to the restricted application role, so
-/// the service cannot change or delete events even through a bug.
+/// How the service's sessions got the application role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppLogin {
+    /// Logged in as `dossier_app` itself: the session can never regain more rights.
+    Direct,
+    /// Logged in as the owner and switched with `SET ROLE dossier_app` (used
+    /// when the server does not let `dossier_app` log in, e.g. password auth).
+    SetRole,
+}
+
+/// Connects as the restricted application role, so the service cannot change
+/// or delete events even through a bug. `app_url`, if given, is the
+/// connection URL for `dossier_app` (with its password); otherwise the owner's
+/// URL is reused with the user replaced.
 pub async fn connect_app(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    Ok(connect_app_with(url, None, max_connections).await?.0)
+}
+
+pub async fn connect_app_with(
+    url: &str,
+    app_url: Option<&str>,
+    max_connections: u32,
+) -> Result<(PgPool, AppLogin), StoreError> {
+    let app_opts: PgConnectOptions = match app_url {
+        Some(u) => u.parse()?,
+        None => url.parse::<PgConnectOptions>()?.username(APP_ROLE),
+    };
+    match pool_options(max_connections).connect_with(app_opts).await {
+        Ok(pool) => return Ok((pool, AppLogin::Direct)),
+        Err(e) if app_url.is_some() => return Err(e.into()),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "dossier_app cannot log in; using SET ROLE on owner connections instead \
+             (set DOSSIER_APP_DATABASE_URL to give the role its own login)"
+        ),
+    }
     let opts: PgConnectOptions = url.parse()?;
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        // A ping per checkout would add a round trip to every batch; a broken
-        // connection surfaces as an error on use and is replaced.
-        .test_before_acquire(false)
+    let pool = pool_options(max_connections)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("SET ROLE dossier_app").await?;
@@ -64,7 +94,8 @@ pub async fn connect_app(url: &str, max_connections: u32) -> Result<PgPool, Stor
             })
         })
         .connect_with(opts)
-        .await?)
+        .await?;
+    Ok((pool, AppLogin::SetRole))
 }
 
 /// The event store: an application-role pool plus the single writer task of

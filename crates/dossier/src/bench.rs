@@ -49,7 +49,7 @@ const BASELINE_INSERT: &str = "INSERT INTO bench_baseline
                          $10::bytea[], $11::bytea[], $12::bytea[])";
 
 pub async fn append(cfg: &Config, events: u64, writers: usize) -> Result<()> {
-    let server = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
+    let server = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
     let db = server.database().unwrap_or("dossier").to_owned();
     let url = server.with_database(&format!("{db}_bench"));
     let sslmode = match url.sslmode() {

@@ -11,8 +11,16 @@ use crate::config::{DatabaseUrl, DEFAULT_DATABASE_URL};
 const ENV_HELP: &str = "\
 Environment:
   DATABASE_URL         PostgreSQL URL (same as --database-url)
+  DOSSIER_APP_DATABASE_URL
+                       URL for the restricted role dossier_app (with its password), if the
+                       server does not let dossier_app log in with the owner's URL minus the
+                       user; without either, sessions use SET ROLE (same as --app-database-url)
   DOSSIER_LISTEN       address of the HTTP API (same as --listen)
   DOSSIER_STATE_DIR    local state directory (same as --state-dir)
+  DOSSIER_NO_PRIVATE_POSTGRES
+                       if set (and not 0/false/no/off), never start a private PostgreSQL
+                       server: fail with install instructions when DATABASE_URL is
+                       unreachable (same as --no-private-postgres)
   DOSSIER_MASTER_KEY   base64 of the 32-byte master key that wraps every customer's data key.
                        Only read from the environment (never a flag, so it stays out of `ps`).
                        Create one with `dossier keygen`. If unset, <state-dir>/master.key is
@@ -45,6 +53,17 @@ pub struct GlobalArgs {
     )]
     pub database_url: DatabaseUrl,
 
+    /// PostgreSQL URL for the restricted application role `dossier_app`.
+    /// Default: the --database-url with the user replaced by dossier_app.
+    #[arg(
+        long,
+        env = "DOSSIER_APP_DATABASE_URL",
+        hide_env_values = true,
+        global = true,
+        value_parser = DatabaseUrl::parse
+    )]
+    pub app_database_url: Option<DatabaseUrl>,
+
     /// Address the HTTP API listens on (serve).
     #[arg(
         long,
@@ -63,6 +82,17 @@ pub struct GlobalArgs {
         global = true
     )]
     pub state_dir: PathBuf,
+
+    /// Never start a private PostgreSQL server: if the server of
+    /// --database-url cannot be reached, fail with install instructions.
+    #[arg(
+        long,
+        env = "DOSSIER_NO_PRIVATE_POSTGRES",
+        global = true,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub no_private_postgres: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -42,19 +42,19 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
 
 /// The server to use (with the database created), without migrating.
 async fn read_store(cfg: &Config) -> Result<Store> {
-    let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
-    open::store(&url, 4).await
+    let url = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
+    open::store(&url, cfg.app_database_url.as_ref(), 4).await
 }
 
 /// The server to use, migrated.
 async fn write_store(cfg: &Config) -> Result<Store> {
-    let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
+    let url = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
     open::migrate(&url).await?;
-    open::store(&url, 4).await
+    open::store(&url, cfg.app_database_url.as_ref(), 4).await
 }
 
 async fn migrate(cfg: &Config) -> Result<()> {
-    let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
+    let url = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
     open::migrate(&url).await?;
     println!("database {url} is migrated; applied migrations:");
     for (version, _) in dossier_store::MIGRATIONS {

@@ -147,8 +147,14 @@ impl fmt::Display for KeySource {
 #[derive(Debug)]
 pub struct Config {
     pub database_url: DatabaseUrl,
+    /// Login of the application role, if it differs from the owner's URL with
+    /// the user replaced.
+    pub app_database_url: Option<DatabaseUrl>,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
+    /// Whether a private PostgreSQL server may be started when the configured
+    /// one is unreachable.
+    pub private_postgres: bool,
     /// From the environment; `MasterKey` never prints its bytes.
     master_key_env: Option<MasterKey>,
 }
@@ -166,10 +172,18 @@ impl Config {
         };
         Ok(Config {
             database_url: args.database_url,
+            app_database_url: args.app_database_url,
             listen: args.listen,
             state_dir: args.state_dir,
+            private_postgres: !args.no_private_postgres,
             master_key_env,
         })
+    }
+
+    /// Where a private PostgreSQL server may keep its data (under the state
+    /// directory), or `None` if starting one is disabled.
+    pub fn private_postgres_dir(&self) -> Option<&Path> {
+        self.private_postgres.then_some(self.state_dir.as_path())
     }
 
     pub fn master_key_path(&self) -> PathBuf {
@@ -287,6 +301,18 @@ mod tests {
         // Global flags are accepted after the subcommand too.
         let cli = parse(&["dossier", "verify", "--listen", "127.0.0.1:1"]);
         assert_eq!(cli.global.listen, "127.0.0.1:1".parse().unwrap());
+    }
+
+    #[test]
+    fn private_postgres_switch() {
+        let cli = parse(&["dossier", "--state-dir", "/tmp/s", "migrate"]);
+        let private = cli.global.no_private_postgres;
+        let cfg = Config::new(cli.global, None).unwrap();
+        // Without the flag it depends on DOSSIER_NO_PRIVATE_POSTGRES in the test env.
+        assert_eq!(cfg.private_postgres_dir().is_none(), private);
+        let cli = parse(&["dossier", "migrate", "--no-private-postgres"]);
+        let cfg = Config::new(cli.global, None).unwrap();
+        assert_eq!(cfg.private_postgres_dir(), None);
     }
 
     #[test]

@@ -75,8 +75,9 @@ async fn create_if_missing(admin: &mut PgConnection, name: &str) -> Result<bool>
 
 /// Resolves the server to use and makes sure the configured database exists on
 /// it. Returns the URL to connect to: the configured one, or that of a private
-/// server in `<state_dir>/postgres` when the configured server is unreachable.
-pub async fn ensure(url: &DatabaseUrl, state_dir: &Path) -> Result<DatabaseUrl> {
+/// server in `<state_dir>/postgres` when the configured server is unreachable
+/// (only if `state_dir` is given; `None` disables the private server).
+pub async fn ensure(url: &DatabaseUrl, state_dir: Option<&Path>) -> Result<DatabaseUrl> {
     let (url, mut admin) = match admin_connect(url).await {
         Ok(conn) => (url.clone(), conn),
         Err(e) if unreachable(&e) => {
@@ -99,9 +100,16 @@ pub async fn ensure(url: &DatabaseUrl, state_dir: &Path) -> Result<DatabaseUrl> 
 
 async fn start_local(
     url: &DatabaseUrl,
-    state_dir: &Path,
+    state_dir: Option<&Path>,
     error: &sqlx::Error,
 ) -> Result<DatabaseUrl> {
+    let Some(state_dir) = state_dir else {
+        bail!(
+            "cannot reach PostgreSQL at {url}: {error} (starting a private server is disabled \
+             by DOSSIER_NO_PRIVATE_POSTGRES / --no-private-postgres)\n\n{}",
+            local_postgres::INSTALL_HINT
+        );
+    };
     let Some(bin) = local_postgres::find_server_binaries() else {
         bail!(
             "cannot reach PostgreSQL at {url}: {error}\n\n{}",

@@ -17,12 +17,21 @@ pub async fn migrate(url: &DatabaseUrl) -> Result<()> {
 
 /// The store on an application-role pool. Fails with a hint if the database
 /// has not been migrated (the role and tables come from the migrations).
-pub async fn store(url: &DatabaseUrl, max_connections: u32) -> Result<Store> {
-    let pool = dossier_store::connect_app(url.as_str(), max_connections)
-        .await
-        .with_context(|| {
-            format!("connecting to {url} as the application role (has `dossier migrate` run?)")
-        })?;
+pub async fn store(
+    url: &DatabaseUrl,
+    app_url: Option<&DatabaseUrl>,
+    max_connections: u32,
+) -> Result<Store> {
+    let (pool, login) = dossier_store::connect_app_with(
+        url.as_str(),
+        app_url.map(DatabaseUrl::as_str),
+        max_connections,
+    )
+    .await
+    .with_context(|| {
+        format!("connecting to {url} as the application role (has `dossier migrate` run?)")
+    })?;
+    tracing::debug!(?login, "connected as the application role");
     Ok(Store::new(pool))
 }
 

@@ -29,9 +29,9 @@ pub async fn run(cfg: &Config, demo_mode: bool) -> Result<()> {
     }
     tracing::info!(master_key_id = %master.id(), source = %source, "master key loaded");
 
-    let url = database::ensure(&cfg.database_url, &cfg.state_dir).await?;
+    let url = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
     open::migrate(&url).await?;
-    let store = open::store(&url, APP_POOL).await?;
+    let store = open::store(&url, cfg.app_database_url.as_ref(), APP_POOL).await?;
     let master_id = master.id();
     let keyring = Keyring::new(master);
     check_master_key(&store, &keyring, &master_id, &source).await?;

@@ -1,0 +1,52 @@
+//! `dossier verify` names the first tampered seq and exits 2.
+
+use crate::common::{describe, person_name, Env};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_detects_tampering_via_cli() -> anyhow::Result<()> {
+    let env = Env::new().await?;
+    let token = env.token("t", "sales").await?;
+    let server = env.serve(&token).await?;
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        seqs.push(server.create_ok(&person_name(i), "onboarding").await?.1);
+    }
+    let status = server.terminate().await?;
+    assert!(status.success(), "serve exited with {status}");
+
+    // Intact: exit 0.
+    let out = env.run(&["verify"]).await?;
+    assert!(out.status.success(), "verify: {}", describe(&out));
+
+    // As the owner, with the append-only triggers off, flip one body byte.
+    let target = seqs[2];
+    let pool = env.db.owner_pool().await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await?;
+    let mut body: Vec<u8> = sqlx::query_scalar("SELECT body FROM events WHERE seq = $1")
+        .bind(target)
+        .fetch_one(&mut *tx)
+        .await?;
+    let at = body.len() / 2;
+    body[at] ^= 0x01;
+    let updated = sqlx::query("UPDATE events SET body = $1 WHERE seq = $2")
+        .bind(&body)
+        .bind(target)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    assert_eq!(updated, 1);
+    tx.commit().await?;
+    pool.close().await;
+
+    let out = env.run(&["verify"]).await?;
+    assert_eq!(out.status.code(), Some(2), "verify: {}", describe(&out));
+    let stdout = String::from_utf8(out.stdout)?;
+    assert!(
+        stdout.starts_with(&format!("FAIL seq={target} kind=bad_hash")),
+        "{stdout}"
+    );
+    Ok(())
+}
