@@ -143,7 +143,25 @@ fn to_hash(seq: i64, b: &[u8]) -> Result<Hash, Violation> {
     })
 }
 
+/// The log's verification query, streamed as binary COPY.
+const LOG_COPY: &str =
+    "COPY (SELECT seq, stream_id, stream_version, prev_hash, stream_prev_hash, hash, body
+       FROM events ORDER BY seq) TO STDOUT (FORMAT binary)";
+
 impl Store {
+    /// Streams the same rows as [`Store::verify`] and discards them: what
+    /// reading alone costs, as a baseline for verification speed. Returns the
+    /// number of bytes read.
+    pub async fn scan_log(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut stream = conn.copy_out_raw(LOG_COPY).await?;
+        let mut bytes = 0u64;
+        while let Some(chunk) = stream.next().await {
+            bytes += chunk?.len() as u64;
+        }
+        Ok(bytes)
+    }
+
     /// Verifies the integrity of the whole log in one snapshot (hashes, links,
     /// order, gaps, stream links). The outer error is an I/O or database
     /// failure; the inner one is the first violation found.
@@ -238,12 +256,7 @@ impl Store {
             },
         );
 
-        let mut stream = tx
-            .copy_out_raw(
-                "COPY (SELECT seq, stream_id, stream_version, prev_hash, stream_prev_hash, hash, body
-                       FROM events ORDER BY seq) TO STDOUT (FORMAT binary)",
-            )
-            .await?;
+        let mut stream = tx.copy_out_raw(LOG_COPY).await?;
         let mut checker_stopped = false;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
