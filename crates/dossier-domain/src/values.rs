@@ -440,6 +440,13 @@ fn national_id_check_char(first17: &[u8]) -> u8 {
     ID_CHECK_CHARS[(sum % 11) as usize]
 }
 
+/// The check character completing 17 digits into a national ID number, for
+/// callers that build numbers (demo and test data). `None` unless 17 ASCII digits.
+pub fn national_id_check(first17: &str) -> Option<char> {
+    let b = first17.as_bytes();
+    (b.len() == 17 && b.iter().all(u8::is_ascii_digit)).then(|| national_id_check_char(b) as char)
+}
+
 impl NationalId {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let id = raw.trim().to_ascii_uppercase();
@@ -527,6 +534,14 @@ fn credit_check_char(first17: &[u8]) -> u8 {
     CREDIT_ALPHABET[((31 - sum % 31) % 31) as usize]
 }
 
+/// The check character completing 17 characters into a unified social credit
+/// code. `None` unless 17 characters of the code alphabet.
+pub fn credit_code_check(first17: &str) -> Option<char> {
+    let b = first17.as_bytes();
+    (b.len() == 17 && b.iter().all(|&c| credit_value(c).is_some()))
+        .then(|| credit_check_char(b) as char)
+}
+
 impl CreditCode {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let code = raw.trim().to_ascii_uppercase();
@@ -584,6 +599,22 @@ fn luhn_valid(digits: &[u8]) -> bool {
         })
         .sum();
     sum.is_multiple_of(10)
+}
+
+/// The Luhn check digit to append to `digits`. `None` unless ASCII digits.
+pub fn luhn_check_digit(digits: &str) -> Option<char> {
+    let b = digits.as_bytes();
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    (0..=9u8)
+        .map(|d| b'0' + d)
+        .find(|&d| {
+            let mut with = b.to_vec();
+            with.push(d);
+            luhn_valid(&with)
+        })
+        .map(char::from)
 }
 
 impl BankCard {
