@@ -299,9 +299,7 @@ impl Service {
             .create_principal(name.as_str(), role, &token_digest(&token))
             .await
             .map_err(|e| match e {
-                StoreError::Database(sqlx_err)
-                    if sqlx_err.to_string().contains("duplicate key") =>
-                {
+                StoreError::PrincipalExists(_) => {
                     invalid("name", "a principal with this name exists")
                 }
                 e => e.into(),

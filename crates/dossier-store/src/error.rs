@@ -10,6 +10,8 @@ pub enum StoreError {
     IdempotencyMismatch(String),
     #[error("invalid event: {0}")]
     InvalidEvent(#[from] ChainError),
+    #[error("a principal named {0:?} already exists")]
+    PrincipalExists(String),
     #[error("an append needs at least one event")]
     EmptyAppend,
     /// The writer gave up after repeated head changes by other processes.

@@ -78,7 +78,13 @@ impl Store {
             .bind(role.as_str())
             .bind(&token_hash[..])
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.constraint() == Some("principals_name_key") => {
+                    StoreError::PrincipalExists(name.to_owned())
+                }
+                _ => StoreError::Database(e),
+            })?;
         Ok(Principal {
             id,
             name: name.to_owned(),
