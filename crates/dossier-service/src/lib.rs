@@ -62,7 +62,7 @@ impl From<StoreError> for ServiceError {
                 field: "payload".into(),
                 reason: e.to_string(),
             },
-            StoreError::Contended | StoreError::WriterStopped => {
+            StoreError::Contended | StoreError::WriterStopped | StoreError::OutcomeUnknown => {
                 ServiceError::Unavailable(e.to_string())
             }
             e if e.is_unreachable() => ServiceError::Unavailable(e.to_string()),

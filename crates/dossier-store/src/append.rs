@@ -385,6 +385,59 @@ fn send_clean(
     })
 }
 
+/// True when the call may or may not have committed: the connection failed
+/// after the statement was sent. A refusal by the server is not ambiguous.
+fn is_ambiguous(e: &StoreError) -> bool {
+    match e {
+        StoreError::WriterStopped => true,
+        StoreError::Database(e) => !matches!(
+            e,
+            sqlx::Error::Database(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Configuration(_)
+        ),
+        _ => false,
+    }
+}
+
+/// Resolves an ambiguous failure by asking whether the batch's first event
+/// is in the log (event ids are unique): a batch that did commit must be
+/// answered as committed, never redone, or its events would be written twice.
+async fn settle_ambiguity(
+    pool: &PgPool,
+    batch: &Batch,
+    r: Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let Err(e) = &r else { return r };
+    if !is_ambiguous(e) {
+        return r;
+    }
+    let Some(first) = batch.event_id.first() else {
+        return r;
+    };
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..5 {
+        match sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1)",
+        )
+        .bind(first)
+        .fetch_one(pool)
+        .await
+        {
+            Ok(true) => return Ok(()),
+            Ok(false) => return r,
+            Err(check) => {
+                tracing::warn!(error = %check, "cannot tell yet whether a batch committed");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    // Still unknown: the callers must be told so rather than risk a duplicate.
+    Err(StoreError::OutcomeUnknown)
+}
+
 fn is_head_race(r: &Result<(), StoreError>) -> bool {
     matches!(r, Err(StoreError::Database(sqlx::Error::Database(db))) if db.code().as_deref() == Some("DS001"))
 }
@@ -397,12 +450,13 @@ async fn settle_front(pool: &PgPool, cache: &mut WriterCache, inflight: &mut Vec
         return;
     };
     let mut outcome = front.outcome().await;
+    outcome = settle_ambiguity(pool, &front.sent.1, outcome).await;
     if is_head_race(&outcome) {
         // Batches travel on different connections, so one can take the head
         // lock before its predecessor and find the head "moved" (not yet
         // there). Its predecessor has committed by now: send it again.
         let (head, batch, heads) = &front.sent;
-        outcome = execute(pool, *head, batch, heads).await;
+        outcome = settle_ambiguity(pool, batch, execute(pool, *head, batch, heads).await).await;
     }
     match outcome {
         Ok(()) => {
@@ -412,7 +466,14 @@ async fn settle_front(pool: &PgPool, cache: &mut WriterCache, inflight: &mut Vec
         }
         Err(e) => {
             tracing::debug!(error = %e, "pipelined batch failed; redoing the pipeline sequentially");
-            let mut redo = vec![front.jobs];
+            let mut redo = Vec::new();
+            if matches!(e, StoreError::OutcomeUnknown) {
+                for job in front.jobs {
+                    let _ = job.reply.send(Err(StoreError::OutcomeUnknown));
+                }
+            } else {
+                redo.push(front.jobs);
+            }
             while let Some(mut later) = inflight.pop_front() {
                 match later.outcome().await {
                     // Cannot happen (its expected head never existed), but if it
@@ -442,6 +503,11 @@ async fn commit_jobs(pool: &PgPool, cache: &mut WriterCache, jobs: Vec<Job>) {
         Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
+            }
+        }
+        Err(StoreError::OutcomeUnknown) => {
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::OutcomeUnknown));
             }
         }
         Err(err) if reqs.len() == 1 => {
@@ -677,7 +743,7 @@ async fn commit_batch(
             return Ok(resolve(outcomes));
         }
         let t1 = std::time::Instant::now();
-        let res = execute(pool, head, &batch, &heads).await;
+        let res = settle_ambiguity(pool, &batch, execute(pool, head, &batch, &heads).await).await;
         tracing::trace!(
             requests = reqs.len(),
             events = batch.seq.len(),
@@ -930,4 +996,70 @@ async fn execute(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_error() -> StoreError {
+        StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_ambiguous_failure_is_settled_by_looking_for_the_batch() -> anyhow::Result<()> {
+        let db = dossier_testkit::TestDb::new().await?;
+        let pool = db.app_pool().await?;
+        let writer = WriterHandle::spawn(pool.clone());
+        let event = NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "Test".into(),
+            schema_version: 1,
+            effective_at: None,
+            actor: Actor {
+                id: Uuid::nil(),
+                name: "t".into(),
+                role: "admin".into(),
+            },
+            reason: None,
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            payload: serde_json::json!({}),
+        };
+        let committed_id = event.event_id;
+        writer
+            .append(AppendRequest {
+                stream_id: Uuid::now_v7(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![event],
+                idempotency: None,
+            })
+            .await?;
+
+        let committed = Batch {
+            event_id: vec![committed_id],
+            ..Batch::default()
+        };
+        let absent = Batch {
+            event_id: vec![Uuid::now_v7()],
+            ..Batch::default()
+        };
+        // It committed: the callers are told so, and nothing is redone.
+        assert!(settle_ambiguity(&pool, &committed, Err(io_error()))
+            .await
+            .is_ok());
+        // It did not: the failure stands, and the jobs may be retried.
+        assert!(is_ambiguous(
+            &settle_ambiguity(&pool, &absent, Err(io_error()))
+                .await
+                .unwrap_err()
+        ));
+        // A refusal by the server is never second-guessed.
+        let refused = settle_ambiguity(&pool, &committed, Err(StoreError::Contended)).await;
+        assert!(matches!(refused, Err(StoreError::Contended)));
+        Ok(())
+    }
 }

@@ -17,6 +17,10 @@ pub enum StoreError {
     /// The writer gave up after repeated head changes by other processes.
     #[error("the log is too contended right now; retry")]
     Contended,
+    /// The connection failed around the commit and the database could not be
+    /// asked afterwards whether it happened: retry with the same idempotency key.
+    #[error("the outcome of the write is unknown (the database connection failed); retry with the same Idempotency-Key")]
+    OutcomeUnknown,
     #[error("the writer task has stopped")]
     WriterStopped,
     #[error("stored data is corrupt: {0}")]
