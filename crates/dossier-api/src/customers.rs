@@ -1,4 +1,4 @@
-//! /v1/customers: create, read (current or as of a past moment), change, history.
+//! /v1/customers: list, create, read (current or as of a past moment), change, history.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use dossier_chain::Timestamp;
 use dossier_service::{
-    request_digest, AsOf, ChangeInput, ContactInput, RegisterInput, WriteMeta, WriteOutcome,
+    request_digest, AsOf, ChangeInput, ContactInput, ListInput, ListPage, RegisterInput, WriteMeta,
+    WriteOutcome,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -23,7 +24,7 @@ use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/customers", axum::routing::post(create))
+        .route("/v1/customers", get(list).post(create))
         .route("/v1/customers/{id}", get(read).patch(change))
         .route("/v1/customers/{id}/history", get(history))
 }
@@ -313,4 +314,158 @@ async fn history(
         )
         .await?;
     Ok(Json(page).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    kind: Option<String>,
+    owner: Option<String>,
+    region: Option<String>,
+    industry: Option<String>,
+    archived: Option<bool>,
+    q: Option<String>,
+    sort: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+impl ListParams {
+    /// The same query with `cursor` in place of the current one.
+    fn next_link(&self, cursor: &str) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        let text = [
+            ("kind", &self.kind),
+            ("owner", &self.owner),
+            ("region", &self.region),
+            ("industry", &self.industry),
+            ("q", &self.q),
+            ("sort", &self.sort),
+        ];
+        for (k, v) in text {
+            if let Some(v) = v {
+                pairs.push((k, v.clone()));
+            }
+        }
+        if let Some(a) = self.archived {
+            pairs.push(("archived", a.to_string()));
+        }
+        if let Some(l) = self.limit {
+            pairs.push(("limit", l.to_string()));
+        }
+        pairs.push(("cursor", cursor.to_owned()));
+        let query: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect();
+        format!("/v1/customers?{}", query.join("&"))
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One CSV field, quoted when RFC 4180 requires it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn csv_body(page: &ListPage) -> String {
+    let mut out =
+        String::from("id,kind,name,owner,region,industry,archived,version,updated_at\r\n");
+    for i in &page.items {
+        let fields = [
+            i.id.to_string(),
+            i.kind.clone(),
+            i.name.clone().unwrap_or_default(),
+            i.owner.clone().unwrap_or_default(),
+            i.region.clone().unwrap_or_default(),
+            i.industry.clone().unwrap_or_default(),
+            i.archived.to_string(),
+            i.version.to_string(),
+            i.updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.to_ascii_lowercase().contains("text/csv"))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(p) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
+    let input = ListInput {
+        kind: p.kind.clone(),
+        owner: p.owner.clone(),
+        region: p.region.clone(),
+        industry: p.industry.clone(),
+        archived: p.archived,
+        q: p.q.clone(),
+        sort: p.sort.clone(),
+        limit: p.limit,
+        cursor: p.cursor.clone(),
+    };
+    let page = state.service.list(&caller, input).await?;
+    let link = page
+        .next_cursor
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(&format!("<{}>; rel=\"next\"", p.next_link(c))).ok());
+    let mut res = if wants_csv(&headers) {
+        let mut res = csv_body(&page).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        res
+    } else {
+        Json(page).into_response()
+    };
+    if let Some(link) = link {
+        res.headers_mut().insert(header::LINK, link);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quoting_follows_rfc_4180() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn links_percent_encode() {
+        assert_eq!(percent_encode("张 a+b"), "%E5%BC%A0%20a%2Bb");
+    }
 }

@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/ledger/head", get(head))
         .route("/v1/ledger/verify", post(verify))
+        .route("/v1/ledger/events", get(events))
 }
 
 async fn head(State(state): State<AppState>, Caller(caller): Caller) -> Result<Response, Problem> {
@@ -49,4 +50,64 @@ async fn verify(
         Err(violation) => json!({"ok": false, "violation": violation, "elapsed_ms": elapsed_ms}),
     })
     .into_response())
+}
+
+/// Largest page of `GET /v1/ledger/events`.
+const MAX_EXPORT_PAGE: i64 = 10_000;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    after_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The raw log in the export format (JSON Lines), for verification by third
+/// parties: exactly the stored bytes, a page at a time.
+async fn events(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    query: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    authorize(&caller, Action::ExportLedger)?;
+    let axum::extract::Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
+    let after = q.after_seq.unwrap_or(0);
+    let limit = q.limit.unwrap_or(1_000);
+    if after < 0 {
+        return Err(Problem::invalid("after_seq", "after_seq must be >= 0"));
+    }
+    if !(1..=MAX_EXPORT_PAGE).contains(&limit) {
+        return Err(Problem::invalid(
+            "limit",
+            format!("limit must be 1 to {MAX_EXPORT_PAGE}"),
+        ));
+    }
+    let page = state
+        .service
+        .store()
+        .read_raw(after, limit)
+        .await
+        .map_err(ServiceError::from)?;
+    let mut body = String::new();
+    for ev in &page {
+        body.push_str(&dossier_chain::export_line(&ev.as_row()));
+        body.push('\n');
+    }
+    let mut res = (
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        body,
+    )
+        .into_response();
+    if page.len() as i64 == limit {
+        if let Some(last) = page.last() {
+            let next = format!(
+                "</v1/ledger/events?after_seq={}&limit={limit}>; rel=\"next\"",
+                last.seq
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&next) {
+                res.headers_mut().insert(axum::http::header::LINK, v);
+            }
+        }
+    }
+    Ok(res)
 }

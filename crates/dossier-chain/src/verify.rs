@@ -277,3 +277,20 @@ impl Verifier {
         })
     }
 }
+
+/// One line of the export format (docs/chain-format.md, "Export format"):
+/// the stored row with its body as a JSON string. The body of a valid event is
+/// UTF-8 JSON; bytes that are not UTF-8 are exported lossily, and then fail
+/// verification on the reader's side.
+pub fn export_line(row: &StoredRow<'_>) -> String {
+    serde_json::json!({
+        "seq": row.seq,
+        "stream_id": row.stream_id,
+        "stream_version": row.stream_version,
+        "prev_hash": row.prev_hash,
+        "stream_prev_hash": row.stream_prev_hash,
+        "hash": row.hash,
+        "body": String::from_utf8_lossy(row.body),
+    })
+    .to_string()
+}

@@ -9,6 +9,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use crate::list::{search_terms, TERM_SEP};
 use crate::{Projection, ProjectionError};
 
 pub struct CustomerCurrent {
@@ -116,6 +117,22 @@ impl Projection for CustomerCurrent {
             cols.owner.push(row.state.owner.clone());
             cols.region.push(text(Field::Region));
             cols.industry.push(text(Field::Industry));
+            let (name, phone, email, code) = (
+                text(Field::Name),
+                text(Field::Phone),
+                text(Field::Email),
+                text(Field::CreditCode),
+            );
+            let terms = search_terms(
+                name.as_deref(),
+                phone.as_deref(),
+                email.as_deref(),
+                code.as_deref(),
+            );
+            cols.terms.push(terms.join(&TERM_SEP.to_string()));
+            cols.phone.push(phone);
+            cols.email.push(email);
+            cols.credit_code.push(code);
             cols.archived.push(row.state.archived);
             cols.erased.push(row.erased);
             cols.details.push(doc["details"].to_string());
@@ -128,20 +145,24 @@ impl Projection for CustomerCurrent {
         }
         sqlx::query(
             "INSERT INTO customer_current (customer_id, kind, display_name, owner, region, industry, archived, erased,
-                                           details, contacts, version, last_seq, last_hash, created_at, updated_at)
+                                           details, contacts, version, last_seq, last_hash, created_at, updated_at,
+                                           phone, email, credit_code, search_terms)
              SELECT id, kind, name, owner, region, industry, archived, erased, details::jsonb, contacts::jsonb,
-                    version, last_seq, last_hash, created_at, updated_at
+                    version, last_seq, last_hash, created_at, updated_at, phone, email, credit_code,
+                    CASE WHEN terms = '' THEN '{}'::text[] ELSE string_to_array(terms, $20) END
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
                          $8::bool[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[],
-                         $14::timestamptz[], $15::timestamptz[])
+                         $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[],
+                         $19::text[])
                   AS t(id, kind, name, owner, region, industry, archived, erased, details, contacts, version,
-                       last_seq, last_hash, created_at, updated_at)
+                       last_seq, last_hash, created_at, updated_at, phone, email, credit_code, terms)
              ON CONFLICT (customer_id) DO UPDATE SET
                  kind = excluded.kind, display_name = excluded.display_name, owner = excluded.owner,
                  region = excluded.region, industry = excluded.industry, archived = excluded.archived,
                  erased = excluded.erased, details = excluded.details, contacts = excluded.contacts,
                  version = excluded.version, last_seq = excluded.last_seq, last_hash = excluded.last_hash,
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at, phone = excluded.phone, email = excluded.email,
+                 credit_code = excluded.credit_code, search_terms = excluded.search_terms",
         )
         .bind(&cols.id)
         .bind(&cols.kind)
@@ -158,6 +179,11 @@ impl Projection for CustomerCurrent {
         .bind(&cols.last_hash)
         .bind(&cols.created_at)
         .bind(&cols.updated_at)
+        .bind(&cols.phone)
+        .bind(&cols.email)
+        .bind(&cols.credit_code)
+        .bind(&cols.terms)
+        .bind(TERM_SEP.to_string())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -188,6 +214,11 @@ struct Cols {
     last_hash: Vec<Vec<u8>>,
     created_at: Vec<chrono::DateTime<chrono::Utc>>,
     updated_at: Vec<chrono::DateTime<chrono::Utc>>,
+    phone: Vec<Option<String>>,
+    email: Vec<Option<String>>,
+    credit_code: Vec<Option<String>>,
+    /// Search terms joined by `TERM_SEP`.
+    terms: Vec<String>,
 }
 
 /// A row of `customer_current` as the API returns it.

@@ -5,6 +5,7 @@
 //! session advisory lock on a dedicated connection); the others stand by.
 
 mod current;
+mod list;
 
 use std::time::Duration;
 
@@ -15,6 +16,10 @@ use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 
 pub use current::{domain_event, read_current, CurrentRow, CustomerCurrent};
 use dossier_store::{Keyring, Store, StoreError, StoredEvent};
+pub use list::{
+    list_customers, search_terms, BadCursor, Cursor, CursorKey, ListItem, ListPage, ListQuery,
+    Search, Sort, SortKey,
+};
 
 /// Events applied per transaction.
 pub const BATCH: i64 = 1_000;

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dossier_projections::{catch_up, read_current, reset, status, step, CustomerCurrent};
+use dossier_projections::{
+    catch_up, read_current, reset, search_terms, status, step, CustomerCurrent,
+};
 use dossier_seal::MasterKey;
 use dossier_service::{AsOf, ChangeInput, ContactInput, RegisterInput, Service, WriteMeta};
 use dossier_store::{Keyring, Principal, Role, Store};
@@ -301,6 +303,32 @@ impl World {
             assert_eq!(row.contacts, snap.file["contacts"], "contacts of {}", c.id);
             assert_eq!(row.version, snap.version);
             assert_eq!(row.last_seq, snap.last_seq);
+            // The list's columns: contact fields and search terms from the details.
+            let d = &snap.file["details"];
+            let text = |f: &str| d[f].as_str().map(str::to_owned);
+            let (phone, email, code, terms): (
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Vec<String>,
+            ) = sqlx::query_as(
+                "SELECT phone, email, credit_code, search_terms FROM customer_current
+                 WHERE customer_id = $1",
+            )
+            .bind(c.id)
+            .fetch_one(self.store.pool())
+            .await?;
+            assert_eq!(phone, text("phone"), "phone of {}", c.id);
+            assert_eq!(email, text("email"), "email of {}", c.id);
+            assert_eq!(code, text("credit_code"), "credit_code of {}", c.id);
+            let want = search_terms(
+                text("name").as_deref(),
+                phone.as_deref(),
+                email.as_deref(),
+                code.as_deref(),
+            );
+            assert!(!want.is_empty());
+            assert_eq!(terms, want, "search_terms of {}", c.id);
         }
         Ok(())
     }

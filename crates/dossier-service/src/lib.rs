@@ -15,7 +15,9 @@ use dossier_domain::{
     PersonName, Phone, Text,
 };
 use dossier_events::{customer_json, encode};
-use dossier_projections::{domain_event, CurrentRow, ProjectionError};
+use dossier_projections::{
+    domain_event, CurrentRow, Cursor, ListQuery, ProjectionError, Search, Sort,
+};
 use dossier_store::{
     AppendRequest, Appended, ExpectedVersion, IdempotencyKey, Keyring, NewEvent, Principal, Role,
     Store, StoreError,
@@ -25,6 +27,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub use dossier_projections::{ListItem, ListPage};
 pub use history::{Change, HistoryEntry, HistoryPage};
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,8 @@ pub enum Action {
     WriteCustomers,
     ReadHistory,
     ReadLedger,
+    /// Taking the raw log (every customer's events, sealed values included).
+    ExportLedger,
 }
 
 pub fn authorize(p: &Principal, action: Action) -> Result<()> {
@@ -115,6 +120,7 @@ pub fn authorize(p: &Principal, action: Action) -> Result<()> {
         Action::WriteCustomers => matches!(p.role, Sales | Manager | Admin),
         Action::ReadHistory => matches!(p.role, Sales | Manager | Compliance | Admin),
         Action::ReadLedger => true,
+        Action::ExportLedger => matches!(p.role, Auditor | Compliance | Admin),
     };
     if allowed {
         Ok(())
@@ -126,6 +132,7 @@ pub fn authorize(p: &Principal, action: Action) -> Result<()> {
                 Action::WriteCustomers => "change customer files",
                 Action::ReadHistory => "read customer history",
                 Action::ReadLedger => "read the ledger",
+                Action::ExportLedger => "export the raw log",
             },
         })
     }
@@ -189,6 +196,67 @@ pub struct Snapshot {
     pub last_hash: Hash,
     pub last_recorded_at: Timestamp,
     pub erased: bool,
+}
+
+/// The list request as the caller gave it; [`Service::list`] validates it.
+#[derive(Clone, Debug, Default)]
+pub struct ListInput {
+    pub kind: Option<String>,
+    pub owner: Option<String>,
+    pub region: Option<String>,
+    pub industry: Option<String>,
+    /// `Some(true)`: archived customers only; default: live ones only.
+    pub archived: Option<bool>,
+    pub q: Option<String>,
+    /// `name`, `updated_at` or `created_at`, `-` prefix for descending.
+    pub sort: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl ListInput {
+    pub fn validate(self) -> Result<ListQuery> {
+        if let Some(k) = &self.kind {
+            CustomerKind::parse(k).ok_or_else(|| invalid("kind", "must be person or company"))?;
+        }
+        let sort = match &self.sort {
+            None => Sort::default(),
+            Some(s) => Sort::parse(s).ok_or_else(|| {
+                invalid(
+                    "sort",
+                    "must be name, updated_at or created_at, optionally prefixed by -",
+                )
+            })?,
+        };
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(invalid("limit", "must be 1 to 200"));
+        }
+        let search = match &self.q {
+            None => None,
+            Some(q) if q.chars().count() > 200 => {
+                return Err(invalid("q", "must be at most 200 characters"))
+            }
+            Some(q) => Some(Search::parse(q).ok_or_else(|| invalid("q", "must not be empty"))?),
+        };
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|c| Cursor::decode(c, sort))
+            .transpose()
+            .map_err(|e| invalid("cursor", e.to_string()))?;
+        Ok(ListQuery {
+            kind: self.kind,
+            owner: self.owner,
+            region: self.region,
+            industry: self.industry,
+            archived: self.archived.unwrap_or(false),
+            search,
+            sort,
+            limit,
+            after,
+        })
+    }
 }
 
 /// Which past state to rebuild.
@@ -578,6 +646,13 @@ impl Service {
         dossier_projections::read_current(&self.store, id)
             .await?
             .ok_or(ServiceError::NotFound)
+    }
+
+    /// Sales' filtered, sorted, paginated list from the read model.
+    pub async fn list(&self, caller: &Principal, input: ListInput) -> Result<ListPage> {
+        authorize(caller, Action::ReadCustomers)?;
+        let query = input.validate()?;
+        Ok(dossier_projections::list_customers(&self.store, &query).await?)
     }
 
     pub async fn history(

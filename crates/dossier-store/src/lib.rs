@@ -25,7 +25,7 @@ pub use keyring::Keyring;
 pub use keys::CustomerKey;
 pub use migrate::{migrate, MIGRATIONS};
 pub use principals::{Principal, Role};
-pub use read::{LogHead, StoredEvent};
+pub use read::{LogHead, RawEvent, StoredEvent};
 pub use verify::VerifyProgress;
 
 /// The role the service runs as (see migrations/0001): SELECT/INSERT on the log only.

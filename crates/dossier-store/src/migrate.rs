@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_projections",
         include_str!("../../../migrations/0002_projections.sql"),
     ),
+    (
+        "0003_customer_search",
+        include_str!("../../../migrations/0003_customer_search.sql"),
+    ),
 ];
 
 /// Lock key serialising migration runs of concurrent processes.

@@ -17,6 +17,33 @@ pub struct StoredEvent {
     pub hash: Hash,
 }
 
+/// A stored event exactly as it is in the log: the hashed bytes and the
+/// indexed link columns, undecoded (what auditors export and verify).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    pub seq: i64,
+    pub stream_id: Uuid,
+    pub stream_version: i64,
+    pub prev_hash: Hash,
+    pub stream_prev_hash: Hash,
+    pub hash: Hash,
+    pub body: Vec<u8>,
+}
+
+impl RawEvent {
+    pub fn as_row(&self) -> dossier_chain::StoredRow<'_> {
+        dossier_chain::StoredRow {
+            seq: self.seq,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            prev_hash: self.prev_hash,
+            stream_prev_hash: self.stream_prev_hash,
+            hash: self.hash,
+            body: &self.body,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LogHead {
     pub seq: i64,
@@ -79,6 +106,35 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(decode).collect()
+    }
+
+    /// Up to `limit` stored events with seq > `after`, undecoded, in seq order.
+    pub async fn read_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, stream_id, stream_version, prev_hash, stream_prev_hash, hash, body
+             FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let hash = |row: &PgRow, col: &str| -> Result<Hash, StoreError> {
+            let b: &[u8] = row.try_get(col)?;
+            Hash::from_slice(b).ok_or_else(|| StoreError::Corrupt(format!("{col} is not 32 bytes")))
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(RawEvent {
+                    seq: r.try_get("seq")?,
+                    stream_id: r.try_get("stream_id")?,
+                    stream_version: r.try_get("stream_version")?,
+                    prev_hash: hash(r, "prev_hash")?,
+                    stream_prev_hash: hash(r, "stream_prev_hash")?,
+                    hash: hash(r, "hash")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
     }
 
     /// The last seq whose `recorded_at` is at or before `t` (0 if none).

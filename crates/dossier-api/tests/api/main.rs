@@ -10,5 +10,6 @@ mod errors;
 mod history;
 mod idempotency;
 mod ledger;
+mod list;
 mod patch;
 mod read;
