@@ -113,6 +113,12 @@ pub enum Command {
         /// event (conformance; slower). By default only integrity is checked.
         #[arg(long)]
         strict: bool,
+        /// A head recorded earlier (e.g. from GET /v1/ledger/head), as SEQ:HASH.
+        /// The event at SEQ must still have that hash: this detects a log that
+        /// was rewritten consistently from some point on, which the chain alone
+        /// cannot show. Repeatable.
+        #[arg(long = "expect-head", value_parser = parse_expected_head)]
+        expect_head: Vec<(i64, dossier_chain::Hash)>,
     },
     /// Write the log as JSON Lines (export format of docs/chain-format.md §7).
     Export {
@@ -177,4 +183,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
         writers: u32,
     },
+}
+
+/// Parses `SEQ:HASH` (HASH: 64 lowercase hex characters).
+fn parse_expected_head(s: &str) -> Result<(i64, dossier_chain::Hash), String> {
+    let (seq, hash) = s
+        .split_once(':')
+        .ok_or("expected SEQ:HASH, e.g. 42:0f3a...")?;
+    let seq: i64 = seq
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or("SEQ must be a positive integer")?;
+    let hash = hash.parse().map_err(|e| format!("{e}"))?;
+    Ok((seq, hash))
 }

@@ -20,7 +20,10 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve { demo } => serve::run(&cfg, demo).await?,
         Command::Migrate => migrate(&cfg).await?,
-        Command::Verify { strict } => return verify(&cfg, strict).await,
+        Command::Verify {
+            strict,
+            expect_head,
+        } => return verify(&cfg, strict, &expect_head).await,
         Command::Export { out } => export(&cfg, out).await?,
         Command::Token {
             command: TokenCommand::Create { name, role },
@@ -60,7 +63,11 @@ async fn migrate(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn verify(cfg: &Config, strict: bool) -> Result<ExitCode> {
+async fn verify(
+    cfg: &Config,
+    strict: bool,
+    expected: &[(i64, dossier_chain::Hash)],
+) -> Result<ExitCode> {
     let store = read_store(cfg).await?;
     let start = Instant::now();
     let mut bar = Progress::stderr("verifying");
@@ -77,6 +84,30 @@ async fn verify(cfg: &Config, strict: bool) -> Result<ExitCode> {
     let elapsed = start.elapsed().as_secs_f64();
     match outcome {
         Ok(head) => {
+            for (seq, hash) in expected {
+                let found = if *seq <= head.head_seq {
+                    store.read_raw(seq - 1, 1).await?.pop().map(|e| e.hash)
+                } else {
+                    None
+                };
+                match found {
+                    Some(h) if h == *hash => {}
+                    Some(h) => {
+                        println!(
+                            "FAIL seq={seq} kind=head_mismatch the event at seq {seq} has hash {h}, \
+                             not the expected {hash}: the log was rewritten from here or earlier"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                    None => {
+                        println!(
+                            "FAIL seq={seq} kind=gap the log ends at seq {}, before the expected head",
+                            head.head_seq
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
             println!(
                 "OK head_seq={} head_hash={} events={} streams={} elapsed={:.2}s rate={:.0}ev/s",
                 head.head_seq,

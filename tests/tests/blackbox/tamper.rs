@@ -50,3 +50,52 @@ async fn verify_detects_tampering_via_cli() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A head recorded earlier must still be in the log: `--expect-head` catches a
+/// log that differs at or before it, and one that ends before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_heads_recorded_earlier() -> anyhow::Result<()> {
+    let env = Env::new().await?;
+    let token = env.token("t", "sales").await?;
+    let server = env.serve(&token).await?;
+    for i in 0..3 {
+        server.create_ok(&person_name(i), "onboarding").await?;
+    }
+    let status = server.terminate().await?;
+    assert!(status.success(), "serve exited with {status}");
+
+    let out = env.run(&["verify"]).await?;
+    assert!(out.status.success(), "verify: {}", describe(&out));
+    let stdout = String::from_utf8(out.stdout)?;
+    let field = |name: &str| {
+        stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let (seq, hash) = (field("head_seq"), field("head_hash"));
+
+    let recorded = format!("{seq}:{hash}");
+    let out = env.run(&["verify", "--expect-head", &recorded]).await?;
+    assert!(out.status.success(), "verify: {}", describe(&out));
+
+    let wrong = format!("{seq}:{}", "ab".repeat(32));
+    let out = env.run(&["verify", "--expect-head", &wrong]).await?;
+    assert_eq!(out.status.code(), Some(2), "verify: {}", describe(&out));
+    let text = String::from_utf8(out.stdout)?;
+    assert!(
+        text.starts_with(&format!("FAIL seq={seq} kind=head_mismatch")),
+        "{text}"
+    );
+
+    let beyond = format!("{}:{hash}", seq.parse::<i64>()? + 5);
+    let out = env.run(&["verify", "--expect-head", &beyond]).await?;
+    assert_eq!(out.status.code(), Some(2), "verify: {}", describe(&out));
+    assert!(String::from_utf8(out.stdout)?.contains("kind=gap"));
+
+    let out = env.run(&["verify", "--expect-head", "nonsense"]).await?;
+    assert!(!out.status.success(), "verify: {}", describe(&out));
+    assert!(String::from_utf8(out.stderr)?.contains("SEQ:HASH"));
+    Ok(())
+}
