@@ -10,8 +10,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use dossier_chain::Timestamp;
 use dossier_service::{
-    request_digest, AsOf, ChangeInput, ContactInput, ListInput, ListPage, RegisterInput, WriteMeta,
-    WriteOutcome,
+    request_digest, AddressInput, AsOf, ChangeInput, ContactInput, ListInput, ListPage,
+    RegisterInput, WriteMeta, WriteOutcome,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -29,7 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/customers/{id}/history", get(history))
 }
 
-fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -39,7 +39,7 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     })
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, Problem> {
+pub(crate) fn parse_id(raw: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(raw)
         .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "customer not found"))
 }
@@ -55,7 +55,7 @@ fn parse_time(field: &str, raw: &str) -> Result<Timestamp, Problem> {
         })
 }
 
-fn idempotency(
+pub(crate) fn idempotency(
     headers: &HeaderMap,
     method: &str,
     path: &str,
@@ -78,7 +78,7 @@ fn idempotency(
 }
 
 /// The why/when/retry context shared by every write request.
-fn write_meta(
+pub(crate) fn write_meta(
     reason: Option<String>,
     effective_at: Option<&str>,
     idempotency: Option<(String, [u8; 32])>,
@@ -97,7 +97,7 @@ fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-fn write_response(status: StatusCode, o: &WriteOutcome) -> Response {
+pub(crate) fn write_response(status: StatusCode, o: &WriteOutcome) -> Response {
     let mut res = (
         status,
         Json(json!({
@@ -125,6 +125,11 @@ struct CreateBody {
     #[serde(default)]
     details: BTreeMap<String, String>,
     owner: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    /// Register even though the file looks like a duplicate (needs a reason).
+    #[serde(default)]
+    force: bool,
     reason: Option<String>,
     effective_at: Option<String>,
 }
@@ -142,6 +147,8 @@ async fn create(
         kind: b.kind,
         details: b.details,
         owner: b.owner,
+        tags: b.tags,
+        force: b.force,
     };
     let o = state.service.register(&caller, input, meta).await?;
     Ok(write_response(
@@ -231,7 +238,30 @@ struct PatchBody {
     #[serde(default)]
     remove_contacts: Vec<Uuid>,
     #[serde(default)]
+    add_addresses: Vec<AddressBody>,
+    #[serde(default)]
+    remove_addresses: Vec<Uuid>,
+    #[serde(default)]
+    add_tags: Vec<String>,
+    #[serde(default)]
+    remove_tags: Vec<String>,
+    /// Absent: unchanged; null: back to the rules; a name: manual override.
+    #[serde(default, deserialize_with = "present")]
+    importance: Option<Option<String>>,
+    #[serde(default)]
     archive: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressBody {
+    label: Option<String>,
+    text: String,
+}
+
+/// Tells an explicit `null` (Some(None)) from an absent field (None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
@@ -280,6 +310,18 @@ async fn change(
             })
             .collect(),
         remove_contacts: b.remove_contacts,
+        add_addresses: b
+            .add_addresses
+            .into_iter()
+            .map(|a| AddressInput {
+                label: a.label,
+                text: a.text,
+            })
+            .collect(),
+        remove_addresses: b.remove_addresses,
+        add_tags: b.add_tags,
+        remove_tags: b.remove_tags,
+        importance: b.importance,
         archive: b.archive,
     };
     let o = state
@@ -323,11 +365,27 @@ struct ListParams {
     owner: Option<String>,
     region: Option<String>,
     industry: Option<String>,
+    tier: Option<String>,
+    importance: Option<String>,
+    lifecycle: Option<String>,
+    /// One level or several, comma-separated: `high,critical`.
+    risk: Option<String>,
+    signal: Option<String>,
+    /// Comma-separated; the customer must carry all.
+    tag: Option<String>,
     archived: Option<bool>,
     q: Option<String>,
     sort: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
+}
+
+fn comma_list(raw: &Option<String>) -> Vec<String> {
+    raw.iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl ListParams {
@@ -339,6 +397,12 @@ impl ListParams {
             ("owner", &self.owner),
             ("region", &self.region),
             ("industry", &self.industry),
+            ("tier", &self.tier),
+            ("importance", &self.importance),
+            ("lifecycle", &self.lifecycle),
+            ("risk", &self.risk),
+            ("signal", &self.signal),
+            ("tag", &self.tag),
             ("q", &self.q),
             ("sort", &self.sort),
         ];
@@ -362,7 +426,7 @@ impl ListParams {
     }
 }
 
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -385,7 +449,7 @@ fn csv_field(s: &str) -> String {
 
 fn csv_body(page: &ListPage) -> String {
     let mut out =
-        String::from("id,kind,name,owner,region,industry,archived,version,updated_at\r\n");
+        String::from("id,kind,name,owner,region,industry,tier,importance,lifecycle,risk,signals,tags,archived,version,updated_at\r\n");
     for i in &page.items {
         let fields = [
             i.id.to_string(),
@@ -394,6 +458,12 @@ fn csv_body(page: &ListPage) -> String {
             i.owner.clone().unwrap_or_default(),
             i.region.clone().unwrap_or_default(),
             i.industry.clone().unwrap_or_default(),
+            i.tier.clone().unwrap_or_default(),
+            i.importance.clone().unwrap_or_default(),
+            i.lifecycle.clone().unwrap_or_default(),
+            i.risk.clone().unwrap_or_default(),
+            i.signals.join(";"),
+            i.tags.join(";"),
             i.archived.to_string(),
             i.version.to_string(),
             i.updated_at
@@ -425,6 +495,12 @@ async fn list(
         owner: p.owner.clone(),
         region: p.region.clone(),
         industry: p.industry.clone(),
+        tier: p.tier.clone(),
+        importance: p.importance.clone(),
+        lifecycle: p.lifecycle.clone(),
+        risk: comma_list(&p.risk),
+        signal: p.signal.clone(),
+        tags: comma_list(&p.tag),
         archived: p.archived,
         q: p.q.clone(),
         sort: p.sort.clone(),

@@ -3,6 +3,8 @@
 
 mod auth;
 mod customers;
+mod facts;
+mod insights;
 mod ledger;
 mod problem;
 
@@ -109,6 +111,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(customers::router())
+        .merge(facts::router())
+        .merge(insights::router())
         .merge(ledger::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

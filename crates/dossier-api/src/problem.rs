@@ -64,6 +64,12 @@ impl From<ServiceError> for Problem {
             ServiceError::IdempotencyMismatch => {
                 Problem::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", detail)
             }
+            ServiceError::Duplicate(found) => Problem::new(
+                S::CONFLICT,
+                "duplicate_customer",
+                format!("{detail}; register with \"force\": true and a reason if this is a different customer"),
+            )
+            .with("duplicates", serde_json::to_value(&found).unwrap_or_default()),
             ServiceError::Domain(d) => Problem::new(S::CONFLICT, "rejected", d.to_string()),
             ServiceError::Erased => Problem::new(S::GONE, "erased", detail),
             ServiceError::Forbidden { .. } => Problem::new(S::FORBIDDEN, "forbidden", detail),

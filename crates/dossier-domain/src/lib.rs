@@ -2,8 +2,10 @@
 //! `decide(state, command) -> events` and `evolve(state, event) -> state`.
 //! No I/O, no clock: anything time-dependent is passed in.
 
+mod classes;
 mod customer;
 mod values;
 
+pub use classes::*;
 pub use customer::*;
 pub use values::*;

@@ -767,6 +767,33 @@ impl Money {
         self.minor < 0
     }
 
+    /// Zero in `currency` (an already valid code, such as another amount's).
+    pub fn zero(currency: &str) -> Money {
+        Money {
+            minor: 0,
+            scale: 0,
+            currency: currency.to_owned(),
+        }
+    }
+
+    /// `self - other` for amounts in the same currency. Amounts are bounded
+    /// to 15 integer digits, so the difference of two valid amounts is exact;
+    /// a result beyond the bound (only from adversarial input) saturates at it.
+    pub fn minus(&self, other: &Money) -> Money {
+        debug_assert_eq!(self.currency, other.currency);
+        let scale = self.scale.max(other.scale);
+        let a = self.minor * 10i128.pow(scale - self.scale);
+        let b = other.minor * 10i128.pow(scale - other.scale);
+        let bound = 10i128.pow(Self::MAX_INT_DIGITS + scale) - 1;
+        Self::from_parts((a - b).clamp(-bound, bound), scale, self.currency.clone())
+            .expect("clamped into range")
+    }
+
+    /// Whether `self >= other`, for amounts in the same currency.
+    pub fn at_least(&self, other: &Money) -> bool {
+        !self.minus(other).is_negative()
+    }
+
     /// The sum, or None if the currencies differ or the result exceeds 15 integer digits.
     pub fn checked_add(&self, other: &Money) -> Option<Money> {
         if self.currency != other.currency {

@@ -1,7 +1,7 @@
 //! Property tests of the customer decision model: random command sequences
 //! run through `decide`/`evolve` against a simple expectation model.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use dossier_domain::{
@@ -38,6 +38,17 @@ fn pool(field: Field, kind: CustomerKind) -> &'static [&'static str] {
         Field::CreditCode => &["91350100M000100Y43", "10000000000000000Y"],
         Field::Industry => &["retail", "finance"],
         Field::Region => &["north", "east", "华南"],
+        Field::CompanySize => &["micro", "small", "medium", "large"],
+        Field::RegisteredCapital => &["5000000 CNY", "0 USD", "1234.5 eur", " 100 CNY "],
+        Field::BusinessFocus => &["wholesale of tea", "跨境电商"],
+        Field::IndustryStanding
+        | Field::DistributionCapability
+        | Field::FinancialStrength
+        | Field::Reputation => &["strong", "average", "weak"],
+        Field::CooperationIntent => &["high", "medium", "low", "none"],
+        Field::Preferences => &["green tea", "喜欢安静的会议室"],
+        Field::Interests => &["golf", "calligraphy", "摄影"],
+        Field::Assets => &["two flats in Shanghai", "a car"],
     }
 }
 
@@ -134,6 +145,7 @@ fn to_command(op: &Op, state: &Customer) -> Command {
                 kind,
                 details,
                 owner: owner.map(|o| Text::parse(OWNERS[o]).unwrap()),
+                tags: BTreeSet::new(),
             }
         }
         Op::Change(changes) => Command::ChangeDetails {
@@ -380,6 +392,15 @@ fn run_sequence(ops: &[Op], start_registered: Option<bool>) -> Result<(), TestCa
                     prop_assert_eq!(decide(&state, c), Err(DomainError::Archived));
                 }
             }
+            Command::AddAddress { .. }
+            | Command::RemoveAddress { .. }
+            | Command::Tag { .. }
+            | Command::SetImportance { .. }
+            | Command::Record(_)
+            | Command::MergeInto { .. }
+            | Command::AbsorbDuplicate { .. } => {
+                unreachable!("op() does not generate {cmd:?}; tests/facts_props.rs covers it")
+            }
         }
 
         if state.is_registered() && !state.archived {
@@ -439,7 +460,12 @@ proptest! {
             let mut details = BTreeMap::new();
             details.insert(Field::Name, value(Field::Name, kind, v));
             details.insert(f, fv.clone());
-            let reg = decide(&Customer::default(), Command::Register { kind, details, owner: None });
+            let reg = decide(&Customer::default(), Command::Register {
+                kind,
+                details,
+                owner: None,
+                tags: BTreeSet::new(),
+            });
             prop_assert!(
                 matches!(&reg, Err(DomainError::InvalidField { field, .. }) if field == f.as_str()),
                 "register with {}: {:?}", f, reg
@@ -449,6 +475,7 @@ proptest! {
                 kind,
                 details: [(Field::Name, value(Field::Name, kind, v))].into(),
                 owner: None,
+                tags: BTreeSet::new(),
             }).unwrap() {
                 state = evolve(state, &e);
             }

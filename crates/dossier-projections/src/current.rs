@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use dossier_domain::{evolve, Customer, Field};
-use dossier_events::{customer_from_parts, customer_json, decode, open_payload};
+use dossier_events::{customer_from_json, customer_json, decode, open_payload, SYSTEM_STREAM};
 use dossier_store::{Keyring, Store, StoredEvent};
 use serde_json::Value;
 use sqlx::{Postgres, Row, Transaction};
@@ -57,26 +57,29 @@ impl Projection for CustomerCurrent {
         tx: &mut Transaction<'static, Postgres>,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
+        // The system stream (rules, evaluation runs) is not a customer.
+        let events: Vec<&StoredEvent> = events
+            .iter()
+            .filter(|e| e.record.stream_id != SYSTEM_STREAM)
+            .collect();
         let mut ids: Vec<Uuid> = events.iter().map(|e| e.record.stream_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let keys = self.keyring.keys_for_read(&self.store, &ids).await?;
         let mut rows: HashMap<Uuid, Tracked> = HashMap::new();
         for r in sqlx::query(
-            "SELECT customer_id, kind, details::text AS details, contacts::text AS contacts, owner, archived,
-                    erased, version, last_seq, last_hash, created_at, updated_at
-             FROM customer_current WHERE customer_id = ANY($1)",
+            "SELECT customer_id, file::text AS file, erased, version, last_seq, last_hash, created_at, updated_at
+             FROM customer_current WHERE customer_id = ANY($1) AND file IS NOT NULL",
         )
         .bind(&ids)
         .fetch_all(&mut **tx)
         .await?
         {
-            let details: Value = serde_json::from_str(r.get::<&str, _>("details")).unwrap_or_default();
-            let contacts: Value = serde_json::from_str(r.get::<&str, _>("contacts")).unwrap_or_default();
+            let file: Value = serde_json::from_str(r.get::<&str, _>("file")).unwrap_or_default();
             rows.insert(
                 r.get("customer_id"),
                 Tracked {
-                    state: customer_from_parts(r.get("kind"), &details, &contacts, r.get("owner"), r.get("archived")),
+                    state: customer_from_json(&file),
                     erased: r.get("erased"),
                     version: r.get("version"),
                     last_seq: r.get("last_seq"),
@@ -137,6 +140,17 @@ impl Projection for CustomerCurrent {
             cols.erased.push(row.erased);
             cols.details.push(doc["details"].to_string());
             cols.contacts.push(doc["contacts"].to_string());
+            cols.file.push(doc.to_string());
+            cols.tags.push(
+                row.state
+                    .tags
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(&TERM_SEP.to_string()),
+            );
+            cols.national_id.push(text(Field::NationalId));
+            cols.merged_into.push(row.state.merged_into);
             cols.version.push(row.version);
             cols.last_seq.push(row.last_seq);
             cols.last_hash.push(row.last_hash);
@@ -146,23 +160,28 @@ impl Projection for CustomerCurrent {
         sqlx::query(
             "INSERT INTO customer_current (customer_id, kind, display_name, owner, region, industry, archived, erased,
                                            details, contacts, version, last_seq, last_hash, created_at, updated_at,
-                                           phone, email, credit_code, search_terms)
+                                           phone, email, credit_code, search_terms, file, tags, national_id,
+                                           merged_into)
              SELECT id, kind, name, owner, region, industry, archived, erased, details::jsonb, contacts::jsonb,
                     version, last_seq, last_hash, created_at, updated_at, phone, email, credit_code,
-                    CASE WHEN terms = '' THEN '{}'::text[] ELSE string_to_array(terms, $20) END
+                    CASE WHEN terms = '' THEN '{}'::text[] ELSE string_to_array(terms, $20) END,
+                    file::jsonb, CASE WHEN tg = '' THEN '{}'::text[] ELSE string_to_array(tg, $20) END, nid, mi
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
                          $8::bool[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[],
                          $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[],
-                         $19::text[])
+                         $19::text[], $21::text[], $22::text[], $23::text[], $24::uuid[])
                   AS t(id, kind, name, owner, region, industry, archived, erased, details, contacts, version,
-                       last_seq, last_hash, created_at, updated_at, phone, email, credit_code, terms)
+                       last_seq, last_hash, created_at, updated_at, phone, email, credit_code, terms, file, tg,
+                       nid, mi)
              ON CONFLICT (customer_id) DO UPDATE SET
                  kind = excluded.kind, display_name = excluded.display_name, owner = excluded.owner,
                  region = excluded.region, industry = excluded.industry, archived = excluded.archived,
                  erased = excluded.erased, details = excluded.details, contacts = excluded.contacts,
                  version = excluded.version, last_seq = excluded.last_seq, last_hash = excluded.last_hash,
                  updated_at = excluded.updated_at, phone = excluded.phone, email = excluded.email,
-                 credit_code = excluded.credit_code, search_terms = excluded.search_terms",
+                 credit_code = excluded.credit_code, search_terms = excluded.search_terms,
+                 file = excluded.file, tags = excluded.tags, national_id = excluded.national_id,
+                 merged_into = excluded.merged_into",
         )
         .bind(&cols.id)
         .bind(&cols.kind)
@@ -184,6 +203,10 @@ impl Projection for CustomerCurrent {
         .bind(&cols.credit_code)
         .bind(&cols.terms)
         .bind(TERM_SEP.to_string())
+        .bind(&cols.file)
+        .bind(&cols.tags)
+        .bind(&cols.national_id)
+        .bind(&cols.merged_into)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -219,6 +242,11 @@ struct Cols {
     credit_code: Vec<Option<String>>,
     /// Search terms joined by `TERM_SEP`.
     terms: Vec<String>,
+    file: Vec<String>,
+    /// Tags joined by `TERM_SEP`.
+    tags: Vec<String>,
+    national_id: Vec<Option<String>>,
+    merged_into: Vec<Option<Uuid>>,
 }
 
 /// A row of `customer_current` as the API returns it.
@@ -229,6 +257,10 @@ pub struct CurrentRow {
     pub details: Value,
     pub contacts: Value,
     pub owner: Option<String>,
+    /// The rest of the file: addresses, tags, importance override, credit,
+    /// legal status, consents, open complaints, receivables, last review.
+    #[serde(flatten)]
+    pub more: serde_json::Map<String, Value>,
     pub archived: bool,
     pub erased: bool,
     pub version: i64,
@@ -242,13 +274,22 @@ pub struct CurrentRow {
 pub async fn read_current(store: &Store, id: Uuid) -> Result<Option<CurrentRow>, ProjectionError> {
     let row = sqlx::query(
         "SELECT customer_id, kind, details::text AS details, contacts::text AS contacts, owner, archived, erased,
-                version, last_seq, last_hash, created_at, updated_at
+                version, last_seq, last_hash, created_at, updated_at, coalesce(file, '{}')::text AS file
          FROM customer_current WHERE customer_id = $1",
     )
     .bind(id)
     .fetch_optional(store.pool())
     .await?;
     Ok(row.map(|r| CurrentRow {
+        more: match serde_json::from_str(r.get::<&str, _>("file")) {
+            Ok(Value::Object(mut m)) => {
+                for k in ["kind", "details", "contacts", "owner", "archived"] {
+                    m.remove(k);
+                }
+                m
+            }
+            _ => serde_json::Map::new(),
+        },
         id: r.get("customer_id"),
         kind: r.get("kind"),
         details: serde_json::from_str(r.get::<&str, _>("details")).unwrap_or_default(),

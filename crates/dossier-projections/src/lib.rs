@@ -5,6 +5,8 @@
 //! session advisory lock on a dedicated connection); the others stand by.
 
 mod current;
+mod insight;
+mod insight_read;
 mod list;
 
 use std::time::Duration;
@@ -16,6 +18,12 @@ use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 
 pub use current::{domain_event, read_current, CurrentRow, CustomerCurrent};
 use dossier_store::{Keyring, Store, StoreError, StoredEvent};
+pub use insight::{Aspect, Insight};
+pub use insight_read::{
+    find_duplicates, follow_ups, read_risk, read_tier, risk_history, segments, tier_history,
+    Duplicate, DuplicateKeys, FollowUpItem, FollowUpQuery, LabelCount, RiskRow, SegmentCount,
+    SegmentQuery, Segments, TierRow,
+};
 pub use list::{
     list_customers, search_terms, BadCursor, Cursor, CursorKey, ListItem, ListPage, ListQuery,
     Search, Sort, SortKey,
@@ -26,7 +34,7 @@ pub const BATCH: i64 = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
-    #[error("unknown projection {0:?}; known: customer_current")]
+    #[error("unknown projection {0:?}; known: customer_current, customer_tier, customer_risk, follow_ups")]
     Unknown(String),
     #[error("event seq {seq} cannot be projected: {reason}")]
     BadEvent { seq: i64, reason: String },
@@ -53,7 +61,12 @@ pub trait Projection: Send + Sync + 'static {
 }
 
 /// The names `dossier projections` accepts.
-pub const NAMES: &[&str] = &["customer_current"];
+pub const NAMES: &[&str] = &[
+    "customer_current",
+    "customer_tier",
+    "customer_risk",
+    "follow_ups",
+];
 
 fn lock_key(name: &str) -> i64 {
     // Stable across processes and builds: FNV-1a of the name.
@@ -229,14 +242,59 @@ pub async fn wait_for(
     }
 }
 
+/// Any of the projections, for code that picks one by name.
+pub enum AnyProjection {
+    Current(CustomerCurrent),
+    Insight(Box<Insight>),
+}
+
+impl Projection for AnyProjection {
+    fn name(&self) -> &'static str {
+        match self {
+            AnyProjection::Current(p) => p.name(),
+            AnyProjection::Insight(p) => p.name(),
+        }
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        match self {
+            AnyProjection::Current(p) => p.apply(tx, events).await,
+            AnyProjection::Insight(p) => p.apply(tx, events).await,
+        }
+    }
+
+    async fn reset(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), ProjectionError> {
+        match self {
+            AnyProjection::Current(p) => p.reset(tx).await,
+            AnyProjection::Insight(p) => p.reset(tx).await,
+        }
+    }
+}
+
 /// Looks a projection up by name.
 pub fn by_name(
     name: &str,
     keyring: Keyring,
     store: Store,
-) -> Result<CustomerCurrent, ProjectionError> {
-    match name {
-        "customer_current" => Ok(CustomerCurrent::new(store, keyring)),
-        other => Err(ProjectionError::Unknown(other.to_owned())),
+) -> Result<AnyProjection, ProjectionError> {
+    if name == "customer_current" {
+        return Ok(AnyProjection::Current(CustomerCurrent::new(store, keyring)));
     }
+    Aspect::ALL
+        .into_iter()
+        .find(|a| a.name() == name)
+        .map(|a| AnyProjection::Insight(Box::new(Insight::new(a, store, keyring))))
+        .ok_or_else(|| ProjectionError::Unknown(name.to_owned()))
+}
+
+/// Every projection, for a server to run.
+pub fn all(keyring: &Keyring, store: &Store) -> Vec<AnyProjection> {
+    NAMES
+        .iter()
+        .map(|n| by_name(n, keyring.clone(), store.clone()).expect("known name"))
+        .collect()
 }

@@ -230,6 +230,16 @@ pub struct ListQuery {
     pub owner: Option<String>,
     pub region: Option<String>,
     pub industry: Option<String>,
+    /// Value tier A, B or C.
+    pub tier: Option<String>,
+    pub importance: Option<String>,
+    pub lifecycle: Option<String>,
+    /// Risk levels accepted (any of them).
+    pub risk: Vec<String>,
+    /// Active risk signal, e.g. `overdue_receivables`.
+    pub signal: Option<String>,
+    /// Tags the customer must all carry.
+    pub tags: Vec<String>,
     pub archived: bool,
     pub search: Option<Search>,
     pub sort: Sort,
@@ -244,6 +254,12 @@ impl Default for ListQuery {
             owner: None,
             region: None,
             industry: None,
+            tier: None,
+            importance: None,
+            lifecycle: None,
+            risk: Vec::new(),
+            signal: None,
+            tags: Vec::new(),
             archived: false,
             search: None,
             sort: Sort::default(),
@@ -262,6 +278,13 @@ pub struct ListItem {
     pub owner: Option<String>,
     pub region: Option<String>,
     pub industry: Option<String>,
+    pub tags: Vec<String>,
+    pub tier: Option<String>,
+    pub importance: Option<String>,
+    pub lifecycle: Option<String>,
+    pub risk: Option<String>,
+    /// Active risk signals (why the customer is flagged).
+    pub signals: Vec<String>,
     pub archived: bool,
     pub erased: bool,
     pub version: i64,
@@ -293,42 +316,64 @@ fn like_escape(s: &str) -> String {
 pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, ProjectionError> {
     let limit = q.limit.clamp(1, 200);
     let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
-        "SELECT customer_id, kind, display_name, owner, region, industry, archived, erased, version,
-                last_seq, created_at, updated_at
-         FROM customer_current WHERE archived = ",
+        "SELECT c.customer_id, c.kind, c.display_name, c.owner, c.region, c.industry, c.tags, c.archived,
+                c.erased, c.version, c.last_seq, c.created_at, c.updated_at,
+                t.value_tier, t.importance, t.lifecycle, r.level, r.signals
+         FROM customer_current c
+         LEFT JOIN customer_tier t ON t.customer_id = c.customer_id
+         LEFT JOIN customer_risk r ON r.customer_id = c.customer_id
+         WHERE c.archived = ",
     );
     b.push_bind(q.archived);
     for (col, v) in [
-        ("kind", &q.kind),
-        ("owner", &q.owner),
-        ("region", &q.region),
-        ("industry", &q.industry),
+        ("c.kind", &q.kind),
+        ("c.owner", &q.owner),
+        ("c.region", &q.region),
+        ("c.industry", &q.industry),
+        ("t.value_tier", &q.tier),
+        ("t.importance", &q.importance),
+        ("t.lifecycle", &q.lifecycle),
     ] {
         if let Some(v) = v {
             b.push(format!(" AND {col} = ")).push_bind(v.clone());
         }
     }
+    if !q.risk.is_empty() {
+        b.push(" AND r.level = ANY(")
+            .push_bind(q.risk.clone())
+            .push(")");
+    }
+    if let Some(sig) = &q.signal {
+        b.push(" AND r.signals @> ARRAY[")
+            .push_bind(sig.clone())
+            .push("]::text[]");
+    }
+    if !q.tags.is_empty() {
+        b.push(" AND c.tags @> ")
+            .push_bind(q.tags.clone())
+            .push("::text[]");
+    }
     match &q.search {
         None => {}
         Some(Search::Term(t)) => {
-            b.push(" AND search_terms @> ARRAY[")
+            b.push(" AND c.search_terms @> ARRAY[")
                 .push_bind(t.clone())
                 .push("]::text[]");
         }
         Some(Search::Long { text, grams }) => {
-            b.push(" AND ((search_terms @> ")
+            b.push(" AND ((c.search_terms @> ")
                 .push_bind(grams.clone())
-                .push("::text[] AND display_name ILIKE ")
+                .push("::text[] AND c.display_name ILIKE ")
                 .push_bind(like_escape(text))
-                .push(") OR search_terms @> ARRAY[")
+                .push(") OR c.search_terms @> ARRAY[")
                 .push_bind(text.clone())
                 .push("]::text[])");
         }
     }
     let key = match q.sort.key {
-        SortKey::Name => "coalesce(display_name, '')",
-        SortKey::UpdatedAt => "updated_at",
-        SortKey::CreatedAt => "created_at",
+        SortKey::Name => "coalesce(c.display_name, '')",
+        SortKey::UpdatedAt => "c.updated_at",
+        SortKey::CreatedAt => "c.created_at",
     };
     let (cmp, dir) = if q.sort.descending {
         ("<", "DESC")
@@ -336,7 +381,7 @@ pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, Pr
         (">", "ASC")
     };
     if let Some(c) = &q.after {
-        b.push(format!(" AND ({key}, customer_id) {cmp} ("));
+        b.push(format!(" AND ({key}, c.customer_id) {cmp} ("));
         match &c.key {
             CursorKey::Text(t) => b.push_bind(t.clone()),
             CursorKey::Micros(m) => {
@@ -345,7 +390,7 @@ pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, Pr
         };
         b.push(", ").push_bind(c.id).push(")");
     }
-    b.push(format!(" ORDER BY {key} {dir}, customer_id {dir} LIMIT "))
+    b.push(format!(" ORDER BY {key} {dir}, c.customer_id {dir} LIMIT "))
         .push_bind(limit + 1);
     let rows = b.build().fetch_all(store.pool()).await?;
     let mut items: Vec<ListItem> = rows
@@ -357,6 +402,14 @@ pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, Pr
             owner: r.get("owner"),
             region: r.get("region"),
             industry: r.get("industry"),
+            tags: r.get("tags"),
+            tier: r.get("value_tier"),
+            importance: r.get("importance"),
+            lifecycle: r.get("lifecycle"),
+            risk: r.get("level"),
+            signals: r
+                .get::<Option<Vec<String>>, _>("signals")
+                .unwrap_or_default(),
             archived: r.get("archived"),
             erased: r.get("erased"),
             version: r.get("version"),

@@ -150,8 +150,14 @@ impl World {
                     kind: if company { "company" } else { "person" }.to_owned(),
                     details,
                     owner,
+                    // Random details may repeat a phone number.
+                    force: true,
+                    ..Default::default()
                 },
-                WriteMeta::default(),
+                WriteMeta {
+                    reason: Some("property test".into()),
+                    ..WriteMeta::default()
+                },
             )
             .await?;
         self.customers.push(Tracked {

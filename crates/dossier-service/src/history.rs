@@ -56,8 +56,12 @@ fn changes(event: &Event) -> Vec<Change> {
             kind,
             details,
             owner,
+            tags,
         } => {
             let mut out = vec![ch("kind".into(), Value::Null, json!(kind.as_str()))];
+            if !tags.is_empty() {
+                out.push(ch("tags".into(), Value::Null, json!(tags)));
+            }
             out.extend(
                 details
                     .iter()
@@ -102,7 +106,174 @@ fn changes(event: &Event) -> Vec<Change> {
             vec![ch("owner".into(), json!(before), json!(after))]
         }
         Event::Archived => vec![ch("archived".into(), json!(false), json!(true))],
+        Event::AddressAdded {
+            address_id,
+            address,
+        } => vec![ch(
+            format!("addresses/{address_id}"),
+            Value::Null,
+            json!({"label": address.label, "text": address.text.as_str()}),
+        )],
+        Event::AddressRemoved {
+            address_id,
+            address,
+        } => vec![ch(
+            format!("addresses/{address_id}"),
+            json!({"label": address.label, "text": address.text.as_str()}),
+            Value::Null,
+        )],
+        Event::TagsChanged { added, removed } => {
+            let mut out: Vec<Change> = added
+                .iter()
+                .map(|t| ch(format!("tags/{t}"), json!(false), json!(true)))
+                .collect();
+            out.extend(
+                removed
+                    .iter()
+                    .map(|t| ch(format!("tags/{t}"), json!(true), json!(false))),
+            );
+            out
+        }
+        Event::ImportanceSet { before, after } => vec![ch(
+            "importance".into(),
+            json!(before.map(|i| i.as_str())),
+            json!(after.map(|i| i.as_str())),
+        )],
+        Event::OrderPlaced {
+            order_id,
+            product,
+            amount,
+            ordered_on,
+        } => vec![ch(
+            format!("orders/{order_id}"),
+            Value::Null,
+            json!({"product": product, "amount": money(amount), "ordered_on": ordered_on}),
+        )],
+        Event::InvoiceIssued {
+            invoice_id,
+            order_id,
+            amount,
+            issued_on,
+            due_on,
+        } => vec![ch(
+            format!("receivables/{invoice_id}"),
+            Value::Null,
+            json!({"order_id": order_id, "amount": money(amount), "issued_on": issued_on, "due_on": due_on}),
+        )],
+        Event::PaymentReceived {
+            payment_id,
+            invoice_id,
+            amount,
+            received_on,
+        } => vec![ch(
+            format!("payments/{payment_id}"),
+            Value::Null,
+            json!({"invoice_id": invoice_id, "amount": money(amount), "received_on": received_on}),
+        )],
+        Event::CreditChanged {
+            rating_before,
+            rating_after,
+            limit_before,
+            limit_after,
+        } => {
+            let mut out = Vec::new();
+            if rating_before != rating_after {
+                out.push(ch(
+                    "credit/rating".into(),
+                    json!(rating_before.map(|r| r.as_str())),
+                    json!(rating_after.map(|r| r.as_str())),
+                ));
+            }
+            if limit_before != limit_after {
+                out.push(ch(
+                    "credit/limit".into(),
+                    limit_before.as_ref().map_or(Value::Null, money),
+                    limit_after.as_ref().map_or(Value::Null, money),
+                ));
+            }
+            out
+        }
+        Event::LegalStatusChanged {
+            before,
+            after,
+            since,
+        } => vec![ch(
+            "legal_status".into(),
+            json!(before.as_str()),
+            json!({"status": after.as_str(), "since": since}),
+        )],
+        Event::InteractionLogged {
+            interaction_id,
+            channel,
+            outcome,
+            occurred_on,
+            summary,
+        } => vec![ch(
+            format!("interactions/{interaction_id}"),
+            Value::Null,
+            json!({"channel": channel.as_str(), "outcome": outcome.as_str(), "occurred_on": occurred_on, "summary": summary}),
+        )],
+        Event::ComplaintOpened {
+            complaint_id,
+            category,
+            summary,
+            opened_on,
+        } => vec![ch(
+            format!("complaints/{complaint_id}"),
+            Value::Null,
+            json!({"status": "open", "category": category, "summary": summary, "opened_on": opened_on}),
+        )],
+        Event::ComplaintResolved {
+            complaint_id,
+            resolution,
+            resolved_on,
+        } => vec![ch(
+            format!("complaints/{complaint_id}/status"),
+            json!("open"),
+            json!({"status": "resolved", "resolution": resolution, "resolved_on": resolved_on}),
+        )],
+        Event::FeedbackRecorded {
+            feedback_id,
+            satisfaction,
+            comment,
+            received_on,
+        } => vec![ch(
+            format!("feedback/{feedback_id}"),
+            Value::Null,
+            json!({"satisfaction": satisfaction, "comment": comment, "received_on": received_on}),
+        )],
+        Event::ReviewCompleted {
+            reviewed_on,
+            summary,
+        } => vec![ch(
+            "last_review".into(),
+            Value::Null,
+            json!({"reviewed_on": reviewed_on, "summary": summary}),
+        )],
+        Event::ConsentRecorded {
+            purpose,
+            granted,
+            on,
+        } => vec![ch(
+            format!("consents/{purpose}"),
+            Value::Null,
+            json!({"granted": granted, "on": on}),
+        )],
+        Event::MergedInto { survivor } => {
+            vec![ch("merged_into".into(), Value::Null, json!(survivor))]
+        }
+        Event::DuplicateMerged { duplicate } => {
+            vec![ch(
+                format!("absorbed/{duplicate}"),
+                Value::Null,
+                json!(true),
+            )]
+        }
     }
+}
+
+fn money(m: &dossier_domain::Money) -> Value {
+    json!({"amount": m.amount_str(), "currency": m.currency()})
 }
 
 pub(crate) async fn page(

@@ -2,9 +2,11 @@
 //! what it needs, runs the pure domain decision, seals personal data and
 //! appends. HTTP handlers and the CLI call these and nothing below them.
 
+mod facts;
 mod history;
+mod insights;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use base64::Engine;
@@ -12,7 +14,7 @@ use chrono::Utc;
 use dossier_chain::{Actor, Hash, Timestamp};
 use dossier_domain::{
     decide, evolve, Command, Contact, Customer, CustomerKind, DomainError, Email, Event, Field,
-    PersonName, Phone, Text,
+    Importance, PersonName, Phone, Text,
 };
 use dossier_events::{customer_json, encode};
 use dossier_projections::{
@@ -28,7 +30,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use dossier_projections::{ListItem, ListPage};
+pub use facts::*;
 pub use history::{Change, HistoryEntry, HistoryPage};
+pub use insights::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -48,6 +52,8 @@ pub enum ServiceError {
     Erased,
     #[error("role {role} may not {action}")]
     Forbidden { role: Role, action: &'static str },
+    #[error("possible duplicate of {} existing customer(s)", .0.len())]
+    Duplicate(Vec<dossier_projections::Duplicate>),
     #[error("the read model has not caught up with seq {0} yet")]
     NotCaughtUp(i64),
     #[error("temporarily unavailable: {0}")]
@@ -91,8 +97,20 @@ impl From<DomainError> for ServiceError {
             // as it appears in the request ("details/name"), like every
             // other detail error.
             DomainError::InvalidField { field, reason } => ServiceError::Invalid {
-                field: format!("details/{field}"),
+                field: if Field::parse(&field).is_some() {
+                    format!("details/{field}")
+                } else {
+                    field
+                },
                 reason,
+            },
+            DomainError::InvoiceNotFound(_) => ServiceError::Invalid {
+                field: "invoice_id".into(),
+                reason: e.to_string(),
+            },
+            DomainError::AddressNotFound(_) => ServiceError::Invalid {
+                field: "remove_addresses".into(),
+                reason: e.to_string(),
             },
             e => ServiceError::Domain(e),
         }
@@ -153,6 +171,9 @@ pub struct RegisterInput {
     pub kind: String,
     pub details: BTreeMap<String, String>,
     pub owner: Option<String>,
+    pub tags: Vec<String>,
+    /// Register even if the file looks like a duplicate (needs a reason).
+    pub force: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -171,7 +192,19 @@ pub struct ChangeInput {
     pub owner: Option<String>,
     pub add_contacts: Vec<ContactInput>,
     pub remove_contacts: Vec<Uuid>,
+    pub add_addresses: Vec<AddressInput>,
+    pub remove_addresses: Vec<Uuid>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    /// `Some(None)` clears the manual importance, returning it to the rules.
+    pub importance: Option<Option<String>>,
     pub archive: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct AddressInput {
+    pub label: Option<String>,
+    pub text: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -205,6 +238,12 @@ pub struct ListInput {
     pub owner: Option<String>,
     pub region: Option<String>,
     pub industry: Option<String>,
+    pub tier: Option<String>,
+    pub importance: Option<String>,
+    pub lifecycle: Option<String>,
+    pub risk: Vec<String>,
+    pub signal: Option<String>,
+    pub tags: Vec<String>,
     /// `Some(true)`: archived customers only; default: live ones only.
     pub archived: Option<bool>,
     pub q: Option<String>,
@@ -245,11 +284,58 @@ impl ListInput {
             .map(|c| Cursor::decode(c, sort))
             .transpose()
             .map_err(|e| invalid("cursor", e.to_string()))?;
+        let check = |field: &str, v: &Option<String>, ok: &[&str]| -> Result<()> {
+            match v {
+                Some(x) if !ok.contains(&x.as_str()) => {
+                    Err(invalid(field, format!("must be one of {}", ok.join(", "))))
+                }
+                _ => Ok(()),
+            }
+        };
+        check("tier", &self.tier, &["A", "B", "C"])?;
+        check(
+            "importance",
+            &self.importance,
+            &["important", "special", "general"],
+        )?;
+        check(
+            "lifecycle",
+            &self.lifecycle,
+            &["prospect", "new", "existing", "dormant", "lost"],
+        )?;
+        for r in &self.risk {
+            check(
+                "risk",
+                &Some(r.clone()),
+                &["low", "medium", "high", "critical"],
+            )?;
+        }
+        check(
+            "signal",
+            &self.signal,
+            &[
+                "overdue_receivables",
+                "purchase_decline",
+                "complaints",
+                "credit_downgrade",
+                "legal_status",
+                "lost_contact",
+            ],
+        )?;
+        if self.tags.len() > 10 {
+            return Err(invalid("tag", "at most 10 tags"));
+        }
         Ok(ListQuery {
             kind: self.kind,
             owner: self.owner,
             region: self.region,
             industry: self.industry,
+            tier: self.tier,
+            importance: self.importance,
+            lifecycle: self.lifecycle,
+            risk: self.risk,
+            signal: self.signal,
+            tags: self.tags,
             archived: self.archived.unwrap_or(false),
             search,
             sort,
@@ -324,6 +410,22 @@ fn parse_field(name: &str) -> Result<Field> {
             format!("unknown field; known fields: {}", known.join(", ")),
         )
     })
+}
+
+/// Tags are short labels: 1-50 characters, no commas (CSV lists them joined).
+fn parse_tags(at: &str, raw: &[String]) -> Result<BTreeSet<Text>> {
+    if raw.len() > 50 {
+        return Err(invalid(at, "at most 50 tags per request"));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if t.contains(',') {
+                return Err(invalid(format!("{at}/{i}"), "must not contain a comma"));
+            }
+            Text::parse_max(t, 50).map_err(|e| invalid(format!("{at}/{i}"), e.reason))
+        })
+        .collect()
 }
 
 fn check_reason(reason: &Option<String>) -> Result<()> {
@@ -467,12 +569,40 @@ impl Service {
             .map(|o| Text::parse_max(o, 100))
             .transpose()
             .map_err(|e| invalid("owner", e.reason))?;
+        let tags = parse_tags("tags", &input.tags)?;
+        if input.force {
+            if meta.reason.is_none() {
+                return Err(invalid(
+                    "reason",
+                    "registering a possible duplicate needs a reason",
+                ));
+            }
+        } else {
+            let found = dossier_projections::find_duplicates(
+                &self.store,
+                &dossier_projections::DuplicateKeys {
+                    phone: details.get(&Field::Phone).map(|v| v.as_str().to_owned()),
+                    email: details.get(&Field::Email).map(|v| v.as_str().to_owned()),
+                    credit_code: details
+                        .get(&Field::CreditCode)
+                        .map(|v| v.as_str().to_owned()),
+                    national_id: details
+                        .get(&Field::NationalId)
+                        .map(|v| v.as_str().to_owned()),
+                },
+            )
+            .await?;
+            if !found.is_empty() {
+                return Err(ServiceError::Duplicate(found));
+            }
+        }
         let events = decide(
             &Customer::default(),
             Command::Register {
                 kind,
                 details,
                 owner,
+                tags,
             },
         )?;
         let id = Uuid::now_v7();
@@ -566,13 +696,55 @@ impl Service {
                 contact_id: *contact_id,
             });
         }
+        for (i, a) in input.add_addresses.iter().enumerate() {
+            let at = |f: &str| format!("add_addresses/{i}/{f}");
+            commands.push(Command::AddAddress {
+                address_id: Uuid::now_v7(),
+                label: a
+                    .label
+                    .as_deref()
+                    .map(|l| Text::parse_max(l, 100))
+                    .transpose()
+                    .map_err(|e| invalid(at("label"), e.reason))?,
+                text: Field::Address
+                    .parse_value(kind, &a.text, today)
+                    .map_err(|e| invalid(at("text"), e.reason))?,
+            });
+        }
+        for address_id in &input.remove_addresses {
+            commands.push(Command::RemoveAddress {
+                address_id: *address_id,
+            });
+        }
+        if !input.add_tags.is_empty() || !input.remove_tags.is_empty() {
+            commands.push(Command::Tag {
+                add: parse_tags("add_tags", &input.add_tags)?,
+                remove: parse_tags("remove_tags", &input.remove_tags)?,
+            });
+        }
+        if let Some(importance) = &input.importance {
+            commands.push(Command::SetImportance {
+                importance: importance
+                    .as_deref()
+                    .map(|i| {
+                        Importance::parse(i).ok_or_else(|| {
+                            invalid(
+                                "importance",
+                                format!("must be one of {} or null", Importance::names()),
+                            )
+                        })
+                    })
+                    .transpose()?,
+            });
+        }
         if input.archive {
             commands.push(Command::Archive);
         }
         if commands.is_empty() {
             return Err(invalid(
                 "body",
-                "nothing to change: give details, owner, add_contacts, remove_contacts or archive",
+                "nothing to change: give details, owner, add_contacts, remove_contacts, \
+                 add_addresses, remove_addresses, add_tags, remove_tags, importance or archive",
             ));
         }
         let mut events = Vec::new();

@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_customer_search",
         include_str!("../../../migrations/0003_customer_search.sql"),
     ),
+    (
+        "0004_customer_file_and_insights",
+        include_str!("../../../migrations/0004_customer_file_and_insights.sql"),
+    ),
 ];
 
 /// Lock key serialising migration runs of concurrent processes.

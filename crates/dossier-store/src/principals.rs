@@ -92,6 +92,35 @@ impl Store {
         })
     }
 
+    /// The principal `name` that the service itself acts as (the daily
+    /// evaluation run, rule adoption), created on first use. Its token digest
+    /// is random and never shown: nobody can log in as it.
+    pub async fn service_principal(&self, name: &str, role: Role) -> Result<Principal, StoreError> {
+        let mut unusable = [0u8; 32];
+        unusable[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+        unusable[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+        sqlx::query(
+            "INSERT INTO principals (id, name, role, token_hash) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(name)
+        .bind(role.as_str())
+        .bind(&unusable[..])
+        .execute(&self.pool)
+        .await?;
+        let r = sqlx::query("SELECT id, name, role FROM principals WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        let role: String = r.get("role");
+        Ok(Principal {
+            id: r.get("id"),
+            name: r.get("name"),
+            role: role.parse().map_err(StoreError::Corrupt)?,
+        })
+    }
+
     /// The active principal holding the token with this digest.
     pub async fn principal_by_token(
         &self,

@@ -156,7 +156,7 @@ impl TestDb {
 
     /// A pool running as the restricted application role, like the service.
     pub async fn app_pool(&self) -> Result<PgPool> {
-        Ok(dossier_store::connect_app(&self.url(), 8).await?)
+        Ok(dossier_store::connect_app(&self.url(), 16).await?)
     }
 
     /// A store (with its writer task) on the application role.

@@ -164,6 +164,7 @@ impl Sample {
             .into_iter()
             .collect(),
             owner: Some("liu.yang".into()),
+            tags: Vec::new(),
         }
     }
 

@@ -17,6 +17,9 @@ Environment:
                        user; without either, sessions use SET ROLE (same as --app-database-url)
   DOSSIER_LISTEN       address of the HTTP API (same as --listen)
   DOSSIER_STATE_DIR    local state directory (same as --state-dir)
+  DOSSIER_RULES        TOML file with the tier/risk/follow-up rules (same as --rules); serve
+                       adopts it into the log at start if it differs from the rules in force.
+                       Default: the built-in rules (docs/rules.md)
   DOSSIER_NO_PRIVATE_POSTGRES
                        if set (and not 0/false/no/off), never start a private PostgreSQL
                        server: fail with install instructions when DATABASE_URL is
@@ -82,6 +85,10 @@ pub struct GlobalArgs {
         global = true
     )]
     pub state_dir: PathBuf,
+
+    /// Tier, risk and follow-up rules (TOML, see docs/rules.md). Default: built in.
+    #[arg(long, env = "DOSSIER_RULES", global = true)]
+    pub rules: Option<PathBuf>,
 
     /// Never start a private PostgreSQL server: if the server of
     /// --database-url cannot be reached, fail with install instructions.

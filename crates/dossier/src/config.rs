@@ -152,6 +152,8 @@ pub struct Config {
     pub app_database_url: Option<DatabaseUrl>,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
+    /// Rules file; None = the built-in rules.
+    pub rules: Option<PathBuf>,
     /// Whether a private PostgreSQL server may be started when the configured
     /// one is unreachable.
     pub private_postgres: bool,
@@ -160,6 +162,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// The text of the rules to put in force: the --rules file, checked, or
+    /// the built-in defaults.
+    pub fn rules_text(&self) -> Result<String> {
+        let Some(path) = &self.rules else {
+            return Ok(dossier_insights::Rules::default_text().to_owned());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the rules file {}", path.display()))?;
+        dossier_insights::Rules::parse(&text)
+            .map_err(|e| anyhow::anyhow!("the rules file {} is invalid: {e}", path.display()))?;
+        Ok(text)
+    }
+
     /// `master_key_env` is the value of DOSSIER_MASTER_KEY, if set.
     pub fn new(args: GlobalArgs, master_key_env: Option<String>) -> Result<Config> {
         let master_key_env = match master_key_env {
@@ -175,6 +190,7 @@ impl Config {
             app_database_url: args.app_database_url,
             listen: args.listen,
             state_dir: args.state_dir,
+            rules: args.rules,
             private_postgres: !args.no_private_postgres,
             master_key_env,
         })

@@ -397,6 +397,9 @@ pub async fn seed(service: &Service, principals: &[DemoPrincipal]) -> Result<Vec
                 .map(|(f, v)| ((*f).to_owned(), v.clone()))
                 .collect(),
             owner: Some(c.owner.to_owned()),
+            tags: Vec::new(),
+            // The demo's people are distinct even where they share a company line.
+            force: true,
         };
         let meta = WriteMeta {
             reason: Some("Onboarding (demo data)".into()),

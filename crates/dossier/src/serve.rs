@@ -4,7 +4,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use dossier_projections::CustomerCurrent;
 use dossier_service::Service;
 use dossier_store::{Keyring, Store};
 use uuid::Uuid;
@@ -37,17 +36,26 @@ pub async fn run(cfg: &Config, demo_mode: bool) -> Result<()> {
     check_master_key(&store, &keyring, &master_id, &source).await?;
     let service = Service::new(store.clone(), keyring.clone());
 
+    let rules = cfg.rules_text()?;
+    match service.adopt_rules_as_service(&rules).await? {
+        Some(seq) => tracing::info!(seq, "rules adopted into the log"),
+        None => tracing::info!("rules unchanged"),
+    }
+
     let demo_info = if demo_mode {
         Some(prepare_demo(cfg, &service).await?)
     } else {
         None
     };
 
-    tokio::spawn(dossier_projections::run(
-        store.clone(),
-        CustomerCurrent::new(store.clone(), keyring.clone()),
-        Duration::from_millis(500),
-    ));
+    for projection in dossier_projections::all(&keyring, &store) {
+        tokio::spawn(dossier_projections::run(
+            store.clone(),
+            projection,
+            Duration::from_millis(500),
+        ));
+    }
+    tokio::spawn(daily_evaluation(service.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -69,6 +77,19 @@ pub async fn run(cfg: &Config, demo_mode: bool) -> Result<()> {
     Ok(())
 }
 
+/// Records each business day's evaluation run once (any instance may; the
+/// log's expected-version check lets exactly one succeed).
+async fn daily_evaluation(service: Service) {
+    loop {
+        match service.evaluate_as_service().await {
+            Ok(Some(seq)) => tracing::info!(seq, "evaluation run recorded"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "evaluation run not recorded; will retry"),
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
 struct DemoInfo {
     principals: Vec<DemoPrincipal>,
     customer: Option<Uuid>,
@@ -77,7 +98,7 @@ struct DemoInfo {
 async fn prepare_demo(cfg: &Config, service: &Service) -> Result<DemoInfo> {
     let principals = demo::ensure_tokens(service, &cfg.state_dir.join("demo-tokens.json")).await?;
     let store = service.store();
-    let customer = if store.head().await?.seq == 0 {
+    let customer = if first_customer(store).await?.is_none() {
         let ids = demo::seed(service, &principals).await?;
         tracing::info!(
             customers = ids.len(),
@@ -116,11 +137,13 @@ async fn check_master_key(
 }
 
 async fn first_customer(store: &Store) -> Result<Option<Uuid>> {
+    // The system stream (rules, evaluation runs) comes first in the log.
     Ok(store
-        .read_log(0, 1)
+        .read_log(0, 100)
         .await?
-        .first()
-        .map(|e| e.record.stream_id))
+        .iter()
+        .map(|e| e.record.stream_id)
+        .find(|id| *id != dossier_events::SYSTEM_STREAM))
 }
 
 /// A URL clients on this machine can use (0.0.0.0 becomes 127.0.0.1).

@@ -296,7 +296,8 @@ impl Server {
         self.wait_exit(SHUTDOWN_LIMIT).await
     }
 
-    /// POST /v1/customers for a person; the response as received.
+    /// POST /v1/customers for a person (duplicate check overridden); the
+    /// response as received.
     pub async fn create_person(
         &self,
         name: &str,
@@ -308,6 +309,8 @@ impl Server {
                 "kind": "person",
                 "details": {"name": name, "phone": "13812345678", "region": "华东"},
                 "reason": reason,
+                // Load generators repeat the phone number on purpose.
+                "force": true,
             }))
             .send()
             .await

@@ -1,7 +1,7 @@
 use axum::http::{header, Method, StatusCode};
 use uuid::Uuid;
 
-use crate::common::{assert_problem, person, Ctx};
+use crate::common::{assert_problem, person, person_n, Ctx};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_token_is_401_with_bearer_challenge() {
@@ -117,14 +117,14 @@ async fn roles_are_enforced() {
     assert_eq!(r.2["ok"], true, "{}", r.2);
 
     // Managers and admins write.
-    for token in [&ctx.manager, &ctx.admin] {
+    for (i, token) in [&ctx.manager, &ctx.admin].into_iter().enumerate() {
         let r = ctx
             .call(
                 Method::POST,
                 "/v1/customers",
                 Some(token),
                 &[],
-                Some(person()),
+                Some(person_n(i as u32)),
             )
             .await;
         assert_eq!(r.0, StatusCode::CREATED, "{}", r.2);

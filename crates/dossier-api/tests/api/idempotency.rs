@@ -1,7 +1,7 @@
 use axum::http::{header, Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{assert_invalid, assert_problem, etag, person, Ctx};
+use crate::common::{assert_invalid, assert_problem, etag, person, person_n, Ctx};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_retried_with_same_key_is_replayed() {
@@ -68,7 +68,7 @@ async fn create_retried_with_same_key_is_replayed() {
             "/v1/customers",
             Some(&ctx.manager),
             &key,
-            Some(person()),
+            Some(person_n(1)),
         )
         .await;
     assert_eq!(r.0, StatusCode::CREATED, "{}", r.2);

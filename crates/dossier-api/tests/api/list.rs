@@ -399,22 +399,22 @@ async fn csv() {
     let lines: Vec<&str> = body.split_terminator("\r\n").collect();
     assert_eq!(
         lines[0],
-        "id,kind,name,owner,region,industry,archived,version,updated_at"
+        "id,kind,name,owner,region,industry,tier,importance,lifecycle,risk,signals,tags,archived,version,updated_at"
     );
     assert_eq!(lines.len(), 3, "{body}");
     assert!(
         lines[1].starts_with(&format!(
-            "{},company,ACME Ltd,alice,north,retail,false,1,",
+            "{},company,ACME Ltd,alice,north,retail,",
             ids["ACME Ltd"]
-        )),
+        )) && lines[1].contains(",false,1,"),
         "{}",
         lines[1]
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{},company,\"Smith, Jones & Co\",,,finance,false,1,",
+            "{},company,\"Smith, Jones & Co\",,,finance,",
             ids["Smith, Jones & Co"]
-        )),
+        )) && lines[2].contains(",false,1,"),
         "{}",
         lines[2]
     );

@@ -1,5 +1,5 @@
 //! Shared setup for the HTTP API tests: a fresh database, the service, a
-//! running `customer_current` projector, one token per role and a router to
+//! running set of all projectors, one token per role and a router to
 //! call with `oneshot`.
 
 #![allow(dead_code)]
@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use dossier_api::{app, AppState};
-use dossier_projections::CustomerCurrent;
 use dossier_seal::MasterKey;
 use dossier_service::Service;
 use dossier_store::{Keyring, Principal, Role, Store};
@@ -32,14 +31,16 @@ pub struct Ctx {
     pub compliance: String,
     pub auditor: String,
     pub admin: String,
-    projector: JoinHandle<()>,
+    projectors: Vec<JoinHandle<()>>,
     // Last, so the database outlives everything that uses it.
     pub db: TestDb,
 }
 
 impl Drop for Ctx {
     fn drop(&mut self) {
-        self.projector.abort();
+        for p in &self.projectors {
+            p.abort();
+        }
     }
 }
 
@@ -51,11 +52,16 @@ impl Ctx {
         let store = db.store().await.expect("store");
         let keyring = Keyring::new(MasterKey::generate());
         let service = Service::new(store.clone(), keyring.clone());
-        let projector = tokio::spawn(dossier_projections::run(
-            store.clone(),
-            CustomerCurrent::new(store.clone(), keyring.clone()),
-            Duration::from_millis(50),
-        ));
+        let projectors = dossier_projections::all(&keyring, &store)
+            .into_iter()
+            .map(|p| {
+                tokio::spawn(dossier_projections::run(
+                    store.clone(),
+                    p,
+                    Duration::from_millis(50),
+                ))
+            })
+            .collect();
         let token = |name: &'static str, role: Role| {
             let service = service.clone();
             async move { service.create_token(name, role).await.expect("token") }
@@ -76,7 +82,7 @@ impl Ctx {
             compliance,
             auditor,
             admin,
-            projector,
+            projectors,
             db,
         }
     }
@@ -139,8 +145,16 @@ impl Ctx {
         self.call(Method::GET, uri, Some(token), &[], None).await
     }
 
-    /// POSTs a customer as sales and returns the 201 response.
-    pub async fn create(&self, body: Value) -> Resp {
+    /// POSTs a customer as sales and returns the 201 response. Fixtures
+    /// repeat the same person, so duplicate detection is overridden unless
+    /// the body says otherwise (tests of duplicates set `force` themselves).
+    pub async fn create(&self, mut body: Value) -> Resp {
+        if body.get("force").is_none() {
+            body["force"] = json!(true);
+            if body.get("reason").is_none() {
+                body["reason"] = json!("test fixture");
+            }
+        }
         let r = self
             .call(
                 Method::POST,
@@ -194,6 +208,18 @@ impl Ctx {
 }
 
 /// The standard person of these tests.
+/// A person distinct from [`person`] and from `person_n(m)` for m != n.
+pub fn person_n(n: u32) -> Value {
+    json!({
+        "kind": "person",
+        "details": {
+            "name": format!("测试{}", ["甲", "乙", "丙", "丁", "戊", "己"][n as usize % 6]),
+            "phone": format!("1390000{n:04}"),
+            "email": format!("p{n}@example.com"),
+        },
+    })
+}
+
 pub fn person() -> Value {
     json!({
         "kind": "person",
