@@ -73,8 +73,8 @@ struct Entry {
     facts_dirty: bool,
     output: Output,
     output_dirty: bool,
-    /// History rows to insert: (seq, output).
-    history: Vec<(i64, Output)>,
+    /// History rows to insert: (seq, output, evaluation date).
+    history: Vec<(i64, Output, NaiveDate)>,
     evaluated_on: NaiveDate,
 }
 
@@ -161,7 +161,7 @@ impl Insight {
         entry.evaluated_on = on;
         if after != entry.output {
             if self.is_reclassification(&entry.output, &after) {
-                entry.history.push((seq, after.clone()));
+                entry.history.push((seq, after.clone(), on));
             }
             entry.output = after;
             entry.output_dirty = true;
@@ -376,8 +376,8 @@ impl Insight {
             if e.output_dirty {
                 rows.push((*id, &e.output, e.evaluated_on));
             }
-            for (seq, o) in &e.history {
-                history.push((*id, *seq, o, e.evaluated_on));
+            for (seq, o, on) in &e.history {
+                history.push((*id, *seq, o, *on));
             }
         }
         if !f_ids.is_empty() {

@@ -304,10 +304,8 @@ impl Service {
         authorize(caller, Action::WriteCustomers)?;
         check_reason(&meta.reason)?;
         if let Some(done) = self.replay(caller, &meta).await? {
-            return Ok(FactOutcome {
-                write: done,
-                id: None,
-            });
+            let id = self.recorded_id(&done).await?;
+            return Ok(FactOutcome { write: done, id });
         }
         let (fact, new_id) = input.parse(Utc::now().date_naive())?;
         let write = self
@@ -316,6 +314,33 @@ impl Service {
             })
             .await?;
         Ok(FactOutcome { write, id: new_id })
+    }
+
+    /// The record id a replayed fact created, read back from its event.
+    async fn recorded_id(&self, done: &WriteOutcome) -> Result<Option<Uuid>> {
+        let events = self
+            .store
+            .read_stream(done.customer_id, Some(done.seq))
+            .await?;
+        let Some(last) = events.last() else {
+            return Ok(None);
+        };
+        let keys = self
+            .keyring
+            .keys_for_read(&self.store, &[done.customer_id])
+            .await?;
+        let key = keys.get(&done.customer_id).and_then(Option::as_ref);
+        let (event, _) = dossier_projections::domain_event(last, key)?;
+        Ok(match event {
+            Event::OrderPlaced { order_id, .. } => Some(order_id),
+            Event::InvoiceIssued { invoice_id, .. } => Some(invoice_id),
+            Event::PaymentReceived { payment_id, .. } => Some(payment_id),
+            Event::InteractionLogged { interaction_id, .. } => Some(interaction_id),
+            Event::ComplaintOpened { complaint_id, .. }
+            | Event::ComplaintResolved { complaint_id, .. } => Some(complaint_id),
+            Event::FeedbackRecorded { feedback_id, .. } => Some(feedback_id),
+            _ => None,
+        })
     }
 
     /// Loads the customer, decides `commands(state)` and appends at the

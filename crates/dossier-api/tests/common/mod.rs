@@ -292,3 +292,47 @@ pub fn etag(r: &Resp) -> &str {
         .and_then(|v| v.to_str().ok())
         .expect("ETag")
 }
+
+impl Ctx {
+    /// POSTs a fact (`collection` may be `complaints/{id}/resolution`) as sales.
+    pub async fn fact(&self, id: &str, collection: &str, body: Value) -> Resp {
+        self.call(
+            Method::POST,
+            &format!("/v1/customers/{id}/{collection}"),
+            Some(&self.sales),
+            &[],
+            Some(body),
+        )
+        .await
+    }
+
+    /// Polls `GET uri` (every 50 ms, for up to 5 s) until it answers 200 with
+    /// a body `done` accepts, and returns that body. The insight read models
+    /// are filled asynchronously; this waits for them without sleeping blindly.
+    pub async fn eventually(&self, uri: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = self.get(uri, token).await;
+            if r.0 == StatusCode::OK && done(&r.2) {
+                return r.2;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "GET {uri} did not reach the expected state within 5 s; last answer {}: {}",
+                r.0,
+                r.2
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The date `offset` days from today (UTC, the service's "today" for facts), as YYYY-MM-DD.
+pub fn day(offset: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::Duration::days(offset)).to_string()
+}
+
+/// A money body: `{"amount": "…", "currency": "CNY"}`.
+pub fn cny(amount: &str) -> Value {
+    json!({"amount": amount, "currency": "CNY"})
+}
