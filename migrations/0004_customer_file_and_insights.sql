@@ -108,13 +108,16 @@ CREATE TABLE follow_ups (
     evidence      bigint[] NOT NULL,
     rules_version text     NOT NULL,
     evaluated_on  date     NOT NULL,
-    PRIMARY KEY (customer_id, kind)
+    -- One complaint_open follow-up per complaint open too long: the evidence
+    -- (the complaint's seq) tells them apart; other kinds occur once.
+    PRIMARY KEY (customer_id, kind, evidence)
 );
 -- Each customer's follow-ups as one document: what the projector compares.
 CREATE TABLE follow_up_state (
-    customer_id  uuid  PRIMARY KEY,
-    state        jsonb NOT NULL,
-    evaluated_on date  NOT NULL
+    customer_id   uuid  PRIMARY KEY,
+    state         jsonb NOT NULL,
+    rules_version text  NOT NULL,
+    evaluated_on  date  NOT NULL
 );
 
 CREATE INDEX follow_ups_owner ON follow_ups (owner, urgency DESC, due_on, customer_id);

@@ -72,11 +72,16 @@ struct Entry {
     facts: Facts,
     facts_dirty: bool,
     output: Output,
+    /// The rules version the stored output was evaluated under.
+    rules_version: Option<String>,
     output_dirty: bool,
     /// History rows to insert: (seq, output, evaluation date).
     history: Vec<(i64, Output, NaiveDate)>,
     evaluated_on: NaiveDate,
 }
+
+/// A stored output: what, under which rules version, evaluated when.
+type Stored = (Output, Option<String>, NaiveDate);
 
 /// What an aspect stores for one customer.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,12 +163,16 @@ impl Insight {
 
     fn evaluate(&self, entry: &mut Entry, rules: &Rules, on: NaiveDate, seq: i64) {
         let after = self.output(assess(&entry.facts, rules, on), &entry.facts);
-        entry.evaluated_on = on;
-        if after != entry.output {
+        let version_changed = entry.rules_version.as_deref() != Some(rules.version());
+        if after != entry.output || version_changed {
             if self.is_reclassification(&entry.output, &after) {
                 entry.history.push((seq, after.clone(), on));
             }
             entry.output = after;
+            entry.rules_version = Some(rules.version().to_owned());
+            // The date of the evaluation that produced the stored output: set
+            // only with it, or it would depend on where batches end.
+            entry.evaluated_on = on;
             entry.output_dirty = true;
         }
     }
@@ -248,15 +257,16 @@ impl Insight {
                     reason: format!("stored facts of {id} do not parse: {e}"),
                 }
             })?;
-            let (output, evaluated_on) = outputs
+            let (output, rules_version, evaluated_on) = outputs
                 .remove(&id)
-                .unwrap_or((Output::None, NaiveDate::MIN));
+                .unwrap_or((Output::None, None, NaiveDate::MIN));
             entries.insert(
                 id,
                 Entry {
                     facts,
                     facts_dirty: false,
                     output,
+                    rules_version,
                     output_dirty: false,
                     history: Vec::new(),
                     evaluated_on,
@@ -268,6 +278,7 @@ impl Insight {
                 facts: Facts::default(),
                 facts_dirty: false,
                 output: Output::None,
+                rules_version: None,
                 output_dirty: false,
                 history: Vec::new(),
                 evaluated_on: NaiveDate::MIN,
@@ -281,7 +292,7 @@ impl Insight {
         &self,
         tx: &mut Transaction<'static, Postgres>,
         ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, (Output, NaiveDate)>, ProjectionError> {
+    ) -> Result<HashMap<Uuid, Stored>, ProjectionError> {
         let mut out = HashMap::new();
         let bad = |e: String| ProjectionError::BadEvent {
             seq: 0,
@@ -289,27 +300,27 @@ impl Insight {
         };
         match self.aspect {
             Aspect::Tier => {
-                for r in sqlx::query("SELECT customer_id, state::text AS state, evaluated_on FROM customer_tier WHERE customer_id = ANY($1)")
+                for r in sqlx::query("SELECT customer_id, state::text AS state, rules_version, evaluated_on FROM customer_tier WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
                     let t: Tier = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
-                    out.insert(r.get("customer_id"), (Output::Tier(t), r.get("evaluated_on")));
+                    out.insert(r.get("customer_id"), (Output::Tier(t), r.get("rules_version"), r.get("evaluated_on")));
                 }
             }
             Aspect::Risk => {
-                for r in sqlx::query("SELECT customer_id, state::text AS state, evaluated_on FROM customer_risk WHERE customer_id = ANY($1)")
+                for r in sqlx::query("SELECT customer_id, state::text AS state, rules_version, evaluated_on FROM customer_risk WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
                     let t: Risk = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
-                    out.insert(r.get("customer_id"), (Output::Risk(t), r.get("evaluated_on")));
+                    out.insert(r.get("customer_id"), (Output::Risk(t), r.get("rules_version"), r.get("evaluated_on")));
                 }
             }
             Aspect::FollowUps => {
-                for r in sqlx::query("SELECT customer_id, state::text AS state, evaluated_on FROM follow_up_state WHERE customer_id = ANY($1)")
+                for r in sqlx::query("SELECT customer_id, state::text AS state, rules_version, evaluated_on FROM follow_up_state WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
                     let v: (Vec<FollowUp>, Option<String>) = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
-                    out.insert(r.get("customer_id"), (Output::FollowUps(v.0, v.1), r.get("evaluated_on")));
+                    out.insert(r.get("customer_id"), (Output::FollowUps(v.0, v.1), r.get("rules_version"), r.get("evaluated_on")));
                 }
             }
         }
@@ -625,11 +636,12 @@ async fn write_follow_ups(
     .execute(&mut **tx)
     .await?;
     sqlx::query(
-        "INSERT INTO follow_up_state (customer_id, state, evaluated_on)
-         SELECT id, st::jsonb, eo FROM unnest($1::uuid[], $2::text[], $3::date[]) AS t(id, st, eo)
-         ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, evaluated_on = excluded.evaluated_on",
+        "INSERT INTO follow_up_state (customer_id, state, rules_version, evaluated_on)
+         SELECT id, st::jsonb, $4, eo FROM unnest($1::uuid[], $2::text[], $3::date[]) AS t(id, st, eo)
+         ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, evaluated_on = excluded.evaluated_on,
+             rules_version = excluded.rules_version",
     )
-    .bind(&sid).bind(&sstate).bind(&son)
+    .bind(&sid).bind(&sstate).bind(&son).bind(version)
     .execute(&mut **tx)
     .await?;
     Ok(())
