@@ -7,6 +7,7 @@ mod common;
 mod blackbox {
     mod crash;
     mod export;
+    mod import;
     mod no_database;
     mod smoke;
     mod tamper;

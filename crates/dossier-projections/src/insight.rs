@@ -257,9 +257,10 @@ impl Insight {
                     reason: format!("stored facts of {id} do not parse: {e}"),
                 }
             })?;
-            let (output, rules_version, evaluated_on) = outputs
-                .remove(&id)
-                .unwrap_or((Output::None, None, NaiveDate::MIN));
+            let (output, rules_version, evaluated_on) =
+                outputs
+                    .remove(&id)
+                    .unwrap_or((Output::None, None, NaiveDate::MIN));
             entries.insert(
                 id,
                 Entry {

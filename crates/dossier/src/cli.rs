@@ -30,6 +30,25 @@ Environment:
                        used when present; `serve --demo` creates that file (mode 0600).
   RUST_LOG             log filter for stderr (default: info)";
 
+const IMPORT_HELP: &str = "\
+Columns (header row; order free, names exact):
+  kind           person or company (required)
+  external_id    your id of the row (required): re-importing the same external_id with
+                 the same content is a no-op, with other content an error
+  owner          the responsible salesperson
+  tags           semicolon-separated, e.g. vip;华东
+  name, phone, email, national_id, credit_code, region, industry, ...
+                 any detail field of a customer file (docs/api.md); empty cells are omitted
+A value in an unknown column fails its row (nothing is dropped silently).
+
+Rows are numbered as in a spreadsheet (the header is row 1). Rows that fail are listed
+with row, column and reason at the end and written to FILE.errors.csv next to FILE.csv.
+
+Exit status:
+  0  every row imported or already imported
+  3  some rows failed (the others were imported)
+  1  nothing imported: the file is unreadable, not CSV, or its header is wrong; or an error";
+
 /// Customer files kept as an append-only, hash-chained event log in PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(name = "dossier", version, after_help = ENV_HELP)]
@@ -145,7 +164,58 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
-    /// Benchmarks against a scratch database <dbname>_bench (dropped and recreated).
+    /// Onboard customers from a CSV file (re-runs are safe; exit 3 if rows failed).
+    ///
+    /// Each row goes through the same checks as POST /v1/customers (validation,
+    /// sealing, duplicate detection). Rows already imported are skipped.
+    #[command(after_help = IMPORT_HELP)]
+    Import {
+        /// The CSV file (UTF-8, optional BOM, RFC 4180 quoting, header row).
+        file: PathBuf,
+        /// Principal to act as (recorded as the actor; idempotency keys are
+        /// scoped to it, so re-run an import as the same principal). Created as
+        /// a service principal (role admin, no token) if no principal has this name.
+        #[arg(long = "as", value_name = "NAME", default_value = crate::import::IMPORT_PRINCIPAL)]
+        principal: String,
+        /// Import rows that share a phone, e-mail, credit code or national ID
+        /// with an existing customer or an earlier row (default: such rows fail).
+        #[arg(long)]
+        force_duplicates: bool,
+        /// Rows in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+        concurrency: u32,
+    },
+    /// Generate a large realistic data set fast, straight into the log.
+    ///
+    /// Appends to the store directly (not through HTTP): companies and persons
+    /// with Chinese and Latin names, orders over three years, invoices (some
+    /// overdue), payments, complaints, interactions, credit and legal changes.
+    /// The same --seed gives the same content (dates relative to today).
+    Seed {
+        /// Number of customers.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        customers: u64,
+        /// Events per customer, the registration included (total = customers x this).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        events_per_customer: u32,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Concurrent append requests.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        writers: u32,
+    },
+    /// Record an evaluation run for today or --date.
+    ///
+    /// Every customer's tier, risk and follow-ups are evaluated at that date;
+    /// `serve` does this once per business day. Prints the seq of the run, or
+    /// that the date (or a later one) was already evaluated.
+    Evaluate {
+        /// Business date YYYY-MM-DD (default: today); not in the future.
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+    /// Benchmarks against scratch databases (<dbname>_bench, <dbname>_benchread).
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -189,6 +259,25 @@ pub enum BenchCommand {
         /// Concurrent writers (connections for the baseline, tasks for appends).
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
         writers: u32,
+    },
+    /// Read-side figures on a seeded scratch database <dbname>_benchread: full rebuild of all
+    /// projections, single-customer and list query latency, projection lag under load.
+    Read {
+        /// Customers to seed.
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+        customers: u64,
+        /// Events per seeded customer.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        events_per_customer: u32,
+        /// Samples per measured query kind.
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// Keep the scratch database if it is already seeded (skip seeding).
+        #[arg(long)]
+        reuse: bool,
+        /// Seconds of paced appends while measuring projection lag.
+        #[arg(long, default_value_t = 20)]
+        lag_seconds: u64,
     },
 }
 

@@ -1,4 +1,4 @@
-//! The subcommands other than `serve` and `bench`.
+//! The subcommands other than `serve`, `bench`, `import` and `seed`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,10 +10,11 @@ use dossier_seal::MasterKey;
 use dossier_service::Service;
 use dossier_store::{Keyring, Role, Store};
 
+use crate::bench_read;
 use crate::cli::{BenchCommand, Command, ProjectionsCommand, TokenCommand};
 use crate::config::Config;
 use crate::progress::Progress;
-use crate::{bench, database, open, serve};
+use crate::{bench, database, import, open, seed, serve};
 
 /// Runs one subcommand; the exit code is for outcomes that are not errors.
 pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
@@ -33,9 +34,66 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
             ProjectionsCommand::Status { name } => projection_status(&cfg, name).await?,
             ProjectionsCommand::Rebuild { name } => rebuild(&cfg, &name).await?,
         },
+        Command::Import {
+            file,
+            principal,
+            force_duplicates,
+            concurrency,
+        } => {
+            return import(
+                &cfg,
+                import::Options {
+                    file,
+                    principal,
+                    force_duplicates,
+                    concurrency: concurrency as usize,
+                },
+            )
+            .await
+        }
+        Command::Seed {
+            customers,
+            events_per_customer,
+            seed,
+            writers,
+        } => {
+            seed::run(
+                &cfg,
+                seed::Options {
+                    customers,
+                    events_per_customer,
+                    seed,
+                    writers: writers as usize,
+                },
+            )
+            .await?
+        }
+        Command::Evaluate { date } => evaluate(&cfg, date).await?,
         Command::Bench {
             command: BenchCommand::Append { events, writers },
         } => bench::append(&cfg, events, writers as usize).await?,
+        Command::Bench {
+            command:
+                BenchCommand::Read {
+                    customers,
+                    events_per_customer,
+                    queries,
+                    reuse,
+                    lag_seconds,
+                },
+        } => {
+            bench_read::read(
+                &cfg,
+                bench_read::ReadOptions {
+                    customers,
+                    events_per_customer,
+                    queries,
+                    reuse,
+                    lag_seconds,
+                },
+            )
+            .await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -202,6 +260,42 @@ async fn create_token(cfg: &Config, name: &str, role: Role) -> Result<()> {
          store it securely and send it as `Authorization: Bearer <token>`.",
         p.name, p.role, p.id
     );
+    Ok(())
+}
+
+async fn import(cfg: &Config, opts: import::Options) -> Result<ExitCode> {
+    let (master, _) = cfg.master_key()?;
+    let url = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
+    open::migrate(&url).await?;
+    // Room for the rows in flight, the writer and the projection catch-up.
+    let pool = (opts.concurrency as u32 + 4).min(64);
+    let store = open::store(&url, cfg.app_database_url.as_ref(), pool).await?;
+    import::run(&Service::new(store, Keyring::new(master)), &opts).await
+}
+
+async fn evaluate(cfg: &Config, date: Option<chrono::NaiveDate>) -> Result<()> {
+    let store = write_store(cfg).await?;
+    // An evaluation run touches no customer data; as for tokens, a
+    // throwaway master key satisfies the service's constructor.
+    let master = cfg
+        .master_key()
+        .map(|(k, _)| k)
+        .unwrap_or_else(|_| MasterKey::generate());
+    let service = Service::new(store, Keyring::new(master));
+    let p = service
+        .store()
+        .service_principal(dossier_service::SERVICE_PRINCIPAL, Role::Admin)
+        .await?;
+    match service.evaluate(&p, date).await? {
+        Some(seq) => println!(
+            "recorded the evaluation run for {} at seq {seq}",
+            date.map_or_else(|| "today".to_owned(), |d| d.to_string())
+        ),
+        None => println!(
+            "already evaluated: a run for {} or a later date is in the log",
+            date.map_or_else(|| "today".to_owned(), |d| d.to_string())
+        ),
+    }
     Ok(())
 }
 

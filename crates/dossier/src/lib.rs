@@ -6,14 +6,18 @@
 //! [`main_entry`].
 
 mod bench;
+mod bench_read;
 mod cli;
 mod commands;
 mod config;
+mod csv;
 mod database;
 mod demo;
 mod ids;
+mod import;
 mod open;
 mod progress;
+mod seed;
 mod serve;
 
 use std::io::IsTerminal;

@@ -92,27 +92,31 @@ async fn daily_evaluation(service: Service) {
 
 struct DemoInfo {
     principals: Vec<DemoPrincipal>,
-    customer: Option<Uuid>,
+    /// Customers to show in the examples: the first is a key account, the
+    /// second (when seeded now) a risky one.
+    customers: Vec<Uuid>,
 }
 
 async fn prepare_demo(cfg: &Config, service: &Service) -> Result<DemoInfo> {
     let principals = demo::ensure_tokens(service, &cfg.state_dir.join("demo-tokens.json")).await?;
     let store = service.store();
-    let customer = if first_customer(store).await?.is_none() {
+    let customers = if first_customer(store).await?.is_none() {
+        let started = std::time::Instant::now();
         let ids = demo::seed(service, &principals).await?;
         tracing::info!(
             customers = ids.len(),
             events = store.head().await?.seq,
+            seconds = started.elapsed().as_secs_f64(),
             "seeded demo customers"
         );
-        ids.first().copied()
+        ids.into_iter().take(2).collect()
     } else {
         tracing::info!("the database already has customers; not seeding demo data");
-        first_customer(store).await?
+        first_customer(store).await?.into_iter().collect()
     };
     Ok(DemoInfo {
         principals,
-        customer,
+        customers,
     })
 }
 
@@ -180,11 +184,27 @@ fn print_demo(cfg: &Config, base: &str, info: &DemoInfo) {
     println!();
     println!("Try:");
     println!("  TOKEN={token}");
-    if let Some(id) = info.customer {
-        println!("  curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/customers/{id}");
-        println!("  curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/customers/{id}/history");
+    let h = "-H \"Authorization: Bearer $TOKEN\"";
+    println!("  # whom to call today (the sales token's own customers), and the dashboard");
+    println!("  curl {h} {base}/v1/follow-ups");
+    println!("  curl {h} {base}/v1/segments");
+    println!("  # East China customers with overdue payments; A-tier customers");
+    println!(
+        "  curl -G {h} {base}/v1/customers --data-urlencode region=华东 -d signal=overdue_receivables"
+    );
+    println!("  curl {h} '{base}/v1/customers?tier=A'");
+    if let Some(id) = info.customers.first() {
+        println!("  # one customer: its file, history, tier/risk and when its tier changed");
+        println!("  curl {h} {base}/v1/customers/{id}");
+        println!("  curl {h} {base}/v1/customers/{id}/history");
+        println!("  curl {h} {base}/v1/customers/{id}/insights");
+        println!("  curl {h} {base}/v1/customers/{id}/tier-history");
     }
-    println!("  curl -X POST -H \"Authorization: Bearer $TOKEN\" {base}/v1/ledger/verify");
+    if let Some(id) = info.customers.get(1) {
+        println!("  # a customer that is slipping: why its risk rose");
+        println!("  curl {h} {base}/v1/customers/{id}/risk-history");
+    }
+    println!("  curl -X POST {h} {base}/v1/ledger/verify");
     println!();
 }
 

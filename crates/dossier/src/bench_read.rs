@@ -1,0 +1,516 @@
+//! `dossier bench read`: what sales and the projectors see at scale, on a
+//! scratch database `<dbname>_benchread`:
+//!
+//! (a) a full rebuild of all four projections, against reading the log alone;
+//! (b) single-customer reads and (c) list queries through the service, each
+//!     against a primary-key / index-only baseline query on the same table;
+//! (d) projection lag while facts are appended at half the rate measured
+//!     just before.
+//!
+//! STYLE EXCEPTION (like bench.rs): the baseline queries and the sampling of
+//! ids below are benchmark SQL against the scratch database, not product SQL.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use dossier_projections::Projection;
+use dossier_service::{FactInput, ListInput, MoneyInput, OrderInput, Service, WriteMeta};
+use dossier_store::{Keyring, Principal, Role, Store};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::database;
+use crate::seed::Rng;
+
+/// A random element of a non-empty slice.
+fn choose<'a, T>(rng: &mut Rng, xs: &'a [T]) -> Option<&'a T> {
+    (!xs.is_empty()).then(|| &xs[rng.below(xs.len() as u64) as usize])
+}
+
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    pub customers: u64,
+    pub events_per_customer: u32,
+    /// Samples per measured query kind.
+    pub queries: usize,
+    /// Keep an already seeded scratch database instead of recreating it.
+    pub reuse: bool,
+    /// Seconds of paced appends for the lag measurement.
+    pub lag_seconds: u64,
+}
+
+pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
+    let server = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
+    let db = server.database().unwrap_or("dossier").to_owned();
+    let url = server.with_database(&format!("{db}_benchread"));
+    println!("bench read: database {url}");
+    let (master, _) = cfg.master_key_or_generate()?;
+    let keyring = Keyring::new(master);
+    if !opts.reuse {
+        database::recreate(&url).await?;
+    }
+    let owner = dossier_store::connect_owner(url.as_str(), 4).await?;
+    dossier_store::migrate(&owner).await?;
+    owner.close().await;
+    let store = Store::new(dossier_store::connect_app(url.as_str(), 48).await?);
+    let service = Service::new(store.clone(), keyring.clone());
+    service
+        .adopt_rules_as_service(dossier_insights::Rules::default_text())
+        .await?;
+
+    let head = store.head().await?.seq;
+    if opts.reuse && head > 0 {
+        println!("reusing the seeded log: {head} events");
+    } else {
+        println!(
+            "seeding {} customers x {} events",
+            opts.customers, opts.events_per_customer
+        );
+        let start = Instant::now();
+        crate::seed::seed_store(
+            &store,
+            &keyring,
+            crate::seed::Options {
+                customers: opts.customers,
+                events_per_customer: opts.events_per_customer,
+                seed: 42,
+                writers: 32,
+            },
+        )
+        .await?;
+        let n = store.head().await?.seq;
+        println!(
+            "    {n} events in {:.1} s = {:.0} events/s",
+            start.elapsed().as_secs_f64(),
+            n as f64 / start.elapsed().as_secs_f64().max(1e-9)
+        );
+        service.evaluate_as_service().await?;
+    }
+    let head = store.head().await?.seq;
+
+    rebuild(&store, &keyring, head).await?;
+    // Benchmark SQL: settle the database after the bulk writes, as a real
+    // deployment would be between rebuilds (fresh statistics for the planner,
+    // dirty pages flushed so commits are not queued behind a checkpoint).
+    let owner = dossier_store::connect_owner(url.as_str(), 1).await?;
+    for stmt in ["VACUUM (ANALYZE)", "CHECKPOINT"] {
+        sqlx::query(stmt).execute(&owner).await?;
+    }
+    owner.close().await;
+    let sales = store.service_principal("bench-sales", Role::Sales).await?;
+    let ids = sample_ids(&store, opts.queries.max(100)).await?;
+    let single = single_reads(&store, &service, &sales, &ids, opts.queries).await?;
+    let list = list_queries(&store, &service, &sales, opts.queries).await?;
+    // Appends spread over many customers, as in real use.
+    let spread = sample_ids(&store, 5_000).await?;
+    let lag = lag(
+        &store,
+        &keyring,
+        &service,
+        &sales,
+        &spread,
+        opts.lag_seconds,
+    )
+    .await?;
+    println!(
+        "list_p99_ms={:.2} read_p99_ms={:.2} rebuild_ev_s={:.0} lag_p99_ms={:.0}",
+        list.as_secs_f64() * 1e3,
+        single.as_secs_f64() * 1e3,
+        REBUILD_RATE.lock().map(|r| *r).unwrap_or(0.0),
+        lag.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// The rebuild rate, for the summary line.
+static REBUILD_RATE: Mutex<f64> = Mutex::new(0.0);
+
+/// (a) Empties all projections and rebuilds them concurrently from the log.
+async fn rebuild(store: &Store, keyring: &Keyring, head: i64) -> Result<()> {
+    println!("(a) full rebuild of all projections ({head} events)");
+    let start = Instant::now();
+    let mut after = 0;
+    let mut read = 0usize;
+    loop {
+        let batch = store.read_log(after, dossier_projections::BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.record.seq;
+        read += batch.len();
+    }
+    let read_secs = start.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "    baseline: reading the log alone in the runner's batches: {read} events in {read_secs:.2} s = {:.0} events/s",
+        read as f64 / read_secs
+    );
+    let projections = dossier_projections::all(keyring, store);
+    for p in &projections {
+        dossier_projections::reset(store, p).await?;
+    }
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for p in projections {
+        let store = store.clone();
+        set.spawn(async move {
+            let t = Instant::now();
+            dossier_projections::catch_up(&store, &p, |_, _| {}).await?;
+            Ok::<_, anyhow::Error>((p.name(), t.elapsed()))
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let (name, took) = r.context("a rebuild task panicked")??;
+        println!(
+            "    {name:<17} done after {:.2} s ({:.0} events/s)",
+            took.as_secs_f64(),
+            head as f64 / took.as_secs_f64().max(1e-9)
+        );
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let rate = head as f64 / secs;
+    if let Ok(mut r) = REBUILD_RATE.lock() {
+        *r = rate;
+    }
+    println!(
+        "    all four, concurrently: {secs:.2} s = {rate:.0} events/s of log; rebuild/read = {:.2}",
+        rate / (read as f64 / read_secs)
+    );
+    Ok(())
+}
+
+async fn sample_ids(store: &Store, n: usize) -> Result<Vec<Uuid>> {
+    // Benchmark SQL (see the module comment).
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT customer_id FROM customer_current TABLESAMPLE SYSTEM (10) LIMIT $1",
+    )
+    .bind(n as i64)
+    .fetch_all(store.pool())
+    .await?;
+    let ids = if ids.len() < n.min(10) {
+        sqlx::query_scalar("SELECT customer_id FROM customer_current LIMIT $1")
+            .bind(n as i64)
+            .fetch_all(store.pool())
+            .await?
+    } else {
+        ids
+    };
+    anyhow::ensure!(!ids.is_empty(), "no customers to read");
+    Ok(ids)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}ms", d.as_secs_f64() * 1e3)
+}
+
+/// Prints p50/p99 of `samples`; returns p99.
+fn report(label: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    let p99 = percentile(&samples, 99.0);
+    println!(
+        "    {label:<44} n={:<5} p50={} p99={}",
+        samples.len(),
+        ms(percentile(&samples, 50.0)),
+        ms(p99)
+    );
+    p99
+}
+
+/// (b) GET-a-customer through the service, against a primary-key lookup.
+async fn single_reads(
+    store: &Store,
+    service: &Service,
+    sales: &Principal,
+    ids: &[Uuid],
+    n: usize,
+) -> Result<Duration> {
+    println!("(b) single customer reads (sequential, random customers)");
+    let mut rng = Rng::new(7, 0);
+    let mut base = Vec::with_capacity(n);
+    let mut svc = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = *choose(&mut rng, ids).expect("ids");
+        let t = Instant::now();
+        // Benchmark SQL: the row alone, by primary key.
+        let _: Option<String> =
+            sqlx::query_scalar("SELECT file::text FROM customer_current WHERE customer_id = $1")
+                .bind(id)
+                .fetch_optional(store.pool())
+                .await?;
+        base.push(t.elapsed());
+        let t = Instant::now();
+        service.current(sales, id, None).await?;
+        svc.push(t.elapsed());
+    }
+    let b = report("baseline: SELECT row by primary key", base);
+    let p = report("Service::current (GET /v1/customers/{id})", svc);
+    println!(
+        "    read p99 / baseline p99 = {:.2}",
+        p.as_secs_f64() / b.as_secs_f64().max(1e-9)
+    );
+    Ok(p)
+}
+
+/// (c) Sales' list queries through the service, against an index-only first page.
+async fn list_queries(
+    store: &Store,
+    service: &Service,
+    sales: &Principal,
+    n: usize,
+) -> Result<Duration> {
+    println!("(c) list queries (sequential; filters from the data)");
+    // Benchmark SQL: the values the filters choose from.
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT owner FROM customer_current WHERE owner IS NOT NULL LIMIT 50",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let regions: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT region FROM customer_current WHERE region IS NOT NULL LIMIT 50",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let surnames = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴"];
+    let mut rng = Rng::new(11, 0);
+    let mut base = Vec::with_capacity(n);
+    let mut by_kind: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+    let mut all = Vec::new();
+    for i in 0..n {
+        let t = Instant::now();
+        // Benchmark SQL: the first page of the default order, index only.
+        let _: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT customer_id FROM customer_current WHERE NOT archived
+             ORDER BY updated_at DESC, customer_id DESC LIMIT 50",
+        )
+        .fetch_all(store.pool())
+        .await?;
+        base.push(t.elapsed());
+        let owner = choose(&mut rng, &owners).cloned();
+        let region = choose(&mut rng, &regions).cloned();
+        let (kind, input) = match i % 6 {
+            0 => (
+                "owner + tier A",
+                ListInput {
+                    owner,
+                    tier: Some("A".into()),
+                    ..ListInput::default()
+                },
+            ),
+            1 => (
+                "region + risk high,critical",
+                ListInput {
+                    region,
+                    risk: vec!["high".into(), "critical".into()],
+                    ..ListInput::default()
+                },
+            ),
+            2 => (
+                "q = surname (1 char), sort name",
+                ListInput {
+                    q: Some(rng.pick(&surnames).to_string()),
+                    sort: Some("name".into()),
+                    ..ListInput::default()
+                },
+            ),
+            3 => (
+                "owner + tier A + region + overdue",
+                ListInput {
+                    owner,
+                    region,
+                    tier: Some("A".into()),
+                    signal: Some("overdue_receivables".into()),
+                    ..ListInput::default()
+                },
+            ),
+            4 => (
+                "lifecycle dormant, sort -created_at",
+                ListInput {
+                    lifecycle: Some("dormant".into()),
+                    sort: Some("-created_at".into()),
+                    ..ListInput::default()
+                },
+            ),
+            _ => ("first page, default sort", ListInput::default()),
+        };
+        let t = Instant::now();
+        let page = service.list(sales, input.clone()).await?;
+        let mut took = t.elapsed();
+        // Every sixth query also fetches the next page by cursor.
+        if kind.starts_with("first page") {
+            if let Some(c) = page.next_cursor {
+                let t = Instant::now();
+                service
+                    .list(
+                        sales,
+                        ListInput {
+                            cursor: Some(c),
+                            ..input
+                        },
+                    )
+                    .await?;
+                took = took.max(t.elapsed());
+            }
+        }
+        by_kind.entry(kind).or_default().push(took);
+        all.push(took);
+    }
+    let b = report("baseline: first page, index only", base);
+    for (kind, samples) in by_kind {
+        report(kind, samples);
+    }
+    let p = report("all list queries", all);
+    println!(
+        "    list p99 / baseline p99 = {:.2}",
+        p.as_secs_f64() / b.as_secs_f64().max(1e-9)
+    );
+    Ok(p)
+}
+
+fn order(i: u64) -> FactInput {
+    FactInput::Order(OrderInput {
+        product: format!("bench item {}", i % 97),
+        amount: MoneyInput {
+            amount: format!("{}.{:02}", 100 + i % 9000, i % 100),
+            currency: "CNY".into(),
+        },
+        ordered_on: None,
+    })
+}
+
+/// Appends orders from `writers` tasks for `secs`, at most `rate` per second
+/// in total (None: as fast as possible). Returns (seq, acknowledged at) pairs.
+async fn append_orders(
+    service: &Service,
+    sales: &Principal,
+    ids: &[Uuid],
+    secs: u64,
+    rate: Option<f64>,
+) -> Result<Vec<(i64, Instant)>> {
+    let writers = 32;
+    let stop = Arc::new(AtomicBool::new(false));
+    let n = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for w in 0..writers {
+        let (service, sales, ids) = (service.clone(), sales.clone(), ids.to_vec());
+        let (stop, n) = (stop.clone(), n.clone());
+        set.spawn(async move {
+            let mut rng = Rng::new(100, w);
+            let mut acks = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let i = n.fetch_add(1, Ordering::Relaxed);
+                if let Some(r) = rate {
+                    // Pace: event i is due at i / rate seconds.
+                    let due = start + Duration::from_secs_f64(i as f64 / r);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let id = *choose(&mut rng, &ids).expect("ids");
+                let meta = WriteMeta {
+                    reason: Some("bench".into()),
+                    ..WriteMeta::default()
+                };
+                match service.record_fact(&sales, id, order(i), meta).await {
+                    Ok(o) => acks.push((o.write.seq, Instant::now())),
+                    // Two writers kept colliding on one customer: skip it.
+                    Err(dossier_service::ServiceError::Conflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok::<_, anyhow::Error>(acks)
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acks = Vec::new();
+    while let Some(r) = set.join_next().await {
+        acks.extend(r.context("an append task panicked")??);
+    }
+    acks.sort_unstable_by_key(|a| a.0);
+    Ok(acks)
+}
+
+/// (d) Lag of every projection behind acknowledged appends at half the
+/// maximum append rate.
+async fn lag(
+    store: &Store,
+    keyring: &Keyring,
+    service: &Service,
+    sales: &Principal,
+    ids: &[Uuid],
+    secs: u64,
+) -> Result<Duration> {
+    println!("(d) projection lag while appending orders (service path, 32 writers)");
+    let burst = append_orders(service, sales, ids, 5, None).await?;
+    let max_rate = burst.len() as f64 / 5.0;
+    println!("    maximum append rate (5 s burst, projectors idle): {max_rate:.0} events/s");
+    // Let the projectors catch up with the burst before measuring.
+    let mut runners = Vec::new();
+    for p in dossier_projections::all(keyring, store) {
+        runners.push(tokio::spawn(dossier_projections::run(
+            store.clone(),
+            p,
+            Duration::from_millis(200),
+        )));
+    }
+    let head = store.head().await?.seq;
+    for name in dossier_projections::NAMES {
+        dossier_projections::wait_for(store, name, head, Duration::from_secs(600)).await?;
+    }
+    // Sample every projection's checkpoint while appending at half the rate.
+    let stop = Arc::new(AtomicBool::new(false));
+    let timeline: Arc<Mutex<Vec<(Instant, i64)>>> = Arc::default();
+    let sampler = {
+        let (store, stop, timeline) = (store.clone(), stop.clone(), timeline.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let mut lowest = i64::MAX;
+                for name in dossier_projections::NAMES {
+                    let cp = dossier_projections::checkpoint(&store, name)
+                        .await
+                        .unwrap_or(0);
+                    lowest = lowest.min(cp);
+                }
+                if let Ok(mut t) = timeline.lock() {
+                    t.push((Instant::now(), lowest));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let rate = max_rate / 2.0;
+    let acks = append_orders(service, sales, ids, secs, Some(rate)).await?;
+    let last = acks.last().map_or(0, |a| a.0);
+    for name in dossier_projections::NAMES {
+        dossier_projections::wait_for(store, name, last, Duration::from_secs(60)).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    stop.store(true, Ordering::Relaxed);
+    sampler.await.ok();
+    for r in runners {
+        r.abort();
+    }
+    let timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
+    let mut lags = Vec::with_capacity(acks.len());
+    for (seq, acked) in &acks {
+        // The first sample at or after the ack in which every projection has the seq.
+        if let Some((t, _)) = timeline.iter().find(|(t, cp)| t >= acked && cp >= seq) {
+            lags.push(t.saturating_duration_since(*acked));
+        }
+    }
+    println!(
+        "    {} orders at {rate:.0} events/s for {secs} s (started {})",
+        acks.len(),
+        Utc::now().format("%H:%M:%S")
+    );
+    Ok(report("lag until all four projections have it", lags))
+}
