@@ -1,11 +1,15 @@
 //! Closed vocabularies of the customer file: each has a stable lowercase
 //! name (what the log and the API carry) and a parser that is the only way in.
 
+/// Declares a closed vocabulary: an enum with stable names, `ALL`, `as_str`,
+/// `parse`, `names` and `Display`. Exported so read-model crates declare
+/// theirs the same way.
+#[macro_export]
 macro_rules! vocabulary {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];

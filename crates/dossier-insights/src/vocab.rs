@@ -9,31 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// An enum with stable names: `as_str`, `parse`, `ALL`, `Display`, and serde as the name.
 macro_rules! names {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($(#[$vdoc])* $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<$name> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-
-            /// The accepted names, for error messages.
-            pub fn names() -> String {
-                [$($text),+].join(", ")
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
+        dossier_domain::vocabulary! {
+            $(#[$doc])* $name { $($(#[$vdoc])* $variant => $text),+ }
         }
 
         impl serde::Serialize for $name {

@@ -4,15 +4,15 @@
 
 use chrono::{NaiveDate, Utc};
 use dossier_domain::{
-    decide, evolve, Channel, Command, CreditRating, Event, Fact, LegalStatus, Money, Outcome, Text,
+    Channel, Command, CreditRating, Event, Fact, LegalStatus, Money, Outcome, Text,
 };
 use dossier_store::{ExpectedVersion, Principal};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::{
-    authorize, check_reason, invalid, outcome, Action, Result, Service, ServiceError, WriteMeta,
-    WriteOutcome,
+    authorize, check_reason, decide_all, invalid, outcome, unchanged, Action, Result, Service,
+    ServiceError, WriteMeta, WriteOutcome,
 };
 
 /// An amount as the caller writes it: `{"amount": "1234.50", "currency": "CNY"}`.
@@ -360,22 +360,10 @@ impl Service {
                 return Err(ServiceError::Erased);
             }
             let kind = state.kind.ok_or(ServiceError::NotFound)?;
-            let mut events: Vec<Event> = Vec::new();
-            let mut s = state;
-            for c in commands(&s)? {
-                for e in decide(&s, c)? {
-                    s = evolve(s, &e);
-                    events.push(e);
-                }
-            }
+            let todo = commands(&state)?;
+            let events = decide_all(state, todo)?;
             if events.is_empty() {
-                return Ok(WriteOutcome {
-                    customer_id: id,
-                    version: snap.version,
-                    seq: snap.last_seq,
-                    events: 0,
-                    replayed: false,
-                });
+                return Ok(unchanged(id, &snap));
             }
             match self
                 .append(

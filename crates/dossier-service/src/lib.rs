@@ -747,22 +747,9 @@ impl Service {
                  add_addresses, remove_addresses, add_tags, remove_tags, importance or archive",
             ));
         }
-        let mut events = Vec::new();
-        let mut s = state;
-        for c in commands {
-            for e in decide(&s, c)? {
-                s = evolve(s, &e);
-                events.push(e);
-            }
-        }
+        let events = decide_all(state, commands)?;
         if events.is_empty() {
-            return Ok(WriteOutcome {
-                customer_id: id,
-                version: snap.version,
-                seq: snap.last_seq,
-                events: 0,
-                replayed: false,
-            });
+            return Ok(unchanged(id, &snap));
         }
         let a = self
             .append(
@@ -836,6 +823,33 @@ impl Service {
     ) -> Result<HistoryPage> {
         authorize(caller, Action::ReadHistory)?;
         history::page(self, id, after_version, limit).await
+    }
+}
+
+/// Decides commands in order, each against the state the previous ones left.
+pub(crate) fn decide_all(
+    state: Customer,
+    commands: impl IntoIterator<Item = Command>,
+) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    let mut s = state;
+    for c in commands {
+        for e in decide(&s, c)? {
+            s = evolve(s, &e);
+            events.push(e);
+        }
+    }
+    Ok(events)
+}
+
+/// The answer to a write that changed nothing.
+pub(crate) fn unchanged(id: Uuid, snap: &Snapshot) -> WriteOutcome {
+    WriteOutcome {
+        customer_id: id,
+        version: snap.version,
+        seq: snap.last_seq,
+        events: 0,
+        replayed: false,
     }
 }
 
