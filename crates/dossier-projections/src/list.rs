@@ -312,18 +312,72 @@ fn like_escape(s: &str) -> String {
     out
 }
 
+/// Appends the search condition on alias `c`.
+fn push_search(b: &mut QueryBuilder<'_, Postgres>, search: Option<&Search>) {
+    match search {
+        None => {}
+        Some(Search::Term(t)) => {
+            b.push(" AND c.search_terms @> ARRAY[")
+                .push_bind(t.clone())
+                .push("]::text[]");
+        }
+        Some(Search::Long { text, grams }) => {
+            b.push(" AND ((c.search_terms @> ")
+                .push_bind(grams.clone())
+                .push("::text[] AND c.display_name ILIKE ")
+                .push_bind(like_escape(text))
+                .push(") OR c.search_terms @> ARRAY[")
+                .push_bind(text.clone())
+                .push("]::text[])");
+        }
+    }
+}
+
 /// One page of customers matching `q`.
 pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, ProjectionError> {
     let limit = q.limit.clamp(1, 200);
+    // Without a filter on them, tier and risk are looked up for the rows of
+    // the page only (scalar subqueries run after the sort and limit); joins
+    // would run for every candidate row before sorting.
+    let insight_filter = q.tier.is_some()
+        || q.importance.is_some()
+        || q.lifecycle.is_some()
+        || !q.risk.is_empty()
+        || q.signal.is_some();
     let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
         "SELECT c.customer_id, c.kind, c.display_name, c.owner, c.region, c.industry, c.tags, c.archived,
-                c.erased, c.version, c.last_seq, c.created_at, c.updated_at,
-                t.value_tier, t.importance, t.lifecycle, r.level, r.signals
-         FROM customer_current c
-         LEFT JOIN customer_tier t ON t.customer_id = c.customer_id
-         LEFT JOIN customer_risk r ON r.customer_id = c.customer_id
-         WHERE c.archived = ",
+                c.erased, c.version, c.last_seq, c.created_at, c.updated_at, ",
     );
+    b.push(if insight_filter {
+        "t.value_tier, t.importance, t.lifecycle, r.level, r.signals FROM "
+    } else {
+        "(SELECT value_tier FROM customer_tier t WHERE t.customer_id = c.customer_id) AS value_tier,
+         (SELECT importance FROM customer_tier t WHERE t.customer_id = c.customer_id) AS importance,
+         (SELECT lifecycle FROM customer_tier t WHERE t.customer_id = c.customer_id) AS lifecycle,
+         (SELECT level FROM customer_risk r WHERE r.customer_id = c.customer_id) AS level,
+         (SELECT signals FROM customer_risk r WHERE r.customer_id = c.customer_id) AS signals FROM "
+    });
+    // Matches of a search cluster in name order (a surname starts the name),
+    // so walking the name index to them can pass most of the table. Under
+    // name order a search therefore collects its matches from the search
+    // index first (OFFSET 0 keeps the planner from merging the subquery back)
+    // and sorts only those. Other orders spread matches evenly: they keep the
+    // ordered index scan, which stops after a page.
+    let search_first = q.search.is_some() && q.sort.key == SortKey::Name;
+    if search_first {
+        b.push("(SELECT * FROM customer_current c WHERE true");
+        push_search(&mut b, q.search.as_ref());
+        b.push(" OFFSET 0) c");
+    } else {
+        b.push("customer_current c");
+    }
+    if insight_filter {
+        b.push(
+            " LEFT JOIN customer_tier t ON t.customer_id = c.customer_id
+             LEFT JOIN customer_risk r ON r.customer_id = c.customer_id",
+        );
+    }
+    b.push(" WHERE c.archived = ");
     b.push_bind(q.archived);
     for (col, v) in [
         ("c.kind", &q.kind),
@@ -353,22 +407,8 @@ pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, Pr
             .push_bind(q.tags.clone())
             .push("::text[]");
     }
-    match &q.search {
-        None => {}
-        Some(Search::Term(t)) => {
-            b.push(" AND c.search_terms @> ARRAY[")
-                .push_bind(t.clone())
-                .push("]::text[]");
-        }
-        Some(Search::Long { text, grams }) => {
-            b.push(" AND ((c.search_terms @> ")
-                .push_bind(grams.clone())
-                .push("::text[] AND c.display_name ILIKE ")
-                .push_bind(like_escape(text))
-                .push(") OR c.search_terms @> ARRAY[")
-                .push_bind(text.clone())
-                .push("]::text[])");
-        }
+    if !search_first {
+        push_search(&mut b, q.search.as_ref());
     }
     let key = match q.sort.key {
         SortKey::Name => "coalesce(c.display_name, '')",

@@ -42,6 +42,8 @@ pub struct ReadOptions {
     pub reuse: bool,
     /// Seconds of paced appends for the lag measurement.
     pub lag_seconds: u64,
+    /// With `reuse`: keep the read models as they are (already rebuilt).
+    pub skip_rebuild: bool,
 }
 
 pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
@@ -93,7 +95,11 @@ pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
     }
     let head = store.head().await?.seq;
 
-    rebuild(&store, &keyring, head).await?;
+    if opts.reuse && opts.skip_rebuild {
+        println!("(a) skipped (--skip-rebuild): the read models are used as they are");
+    } else {
+        rebuild(&store, &keyring, head).await?;
+    }
     // Benchmark SQL: settle the database after the bulk writes, as a real
     // deployment would be between rebuilds (fresh statistics for the planner,
     // dirty pages flushed so commits are not queued behind a checkpoint).

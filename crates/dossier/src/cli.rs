@@ -278,6 +278,9 @@ pub enum BenchCommand {
         /// Seconds of paced appends while measuring projection lag.
         #[arg(long, default_value_t = 20)]
         lag_seconds: u64,
+        /// With --reuse: skip (a) and measure the read models as they are.
+        #[arg(long, requires = "reuse")]
+        skip_rebuild: bool,
     },
 }
 

@@ -80,6 +80,7 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
                     queries,
                     reuse,
                     lag_seconds,
+                    skip_rebuild,
                 },
         } => {
             bench_read::read(
@@ -90,6 +91,7 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
                     queries,
                     reuse,
                     lag_seconds,
+                    skip_rebuild,
                 },
             )
             .await?
