@@ -148,16 +148,17 @@ async fn adopt_rules(
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::invalid("rules", "rules: the body must be UTF-8 TOML text"))?;
     let seq = state.service.adopt_rules(&caller, text).await?;
+    Ok(written_or_not("adopted", seq))
+}
+
+/// `201 {flag: true, seq}` when a system event was written, else `200 {flag: false, seq: null}`.
+fn written_or_not(flag: &str, seq: Option<i64>) -> Response {
     let status = if seq.is_some() {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        Json(json!({ "adopted": seq.is_some(), "seq": seq })),
-    )
-        .into_response())
+    (status, Json(json!({ flag: seq.is_some(), "seq": seq }))).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -178,14 +179,5 @@ async fn evaluate(
     };
     let d = b.date.as_deref().map(|d| date("date", d)).transpose()?;
     let seq = state.service.evaluate(&caller, d).await?;
-    let status = if seq.is_some() {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        Json(json!({ "recorded": seq.is_some(), "seq": seq })),
-    )
-        .into_response())
+    Ok(written_or_not("recorded", seq))
 }

@@ -195,23 +195,3 @@ pub fn customer_from_json(doc: &Value) -> Customer {
     }
     c
 }
-
-/// The five parts the first `customer_current` read model stored, rebuilt
-/// into a customer. Everything else (tags, receivables, the de-duplication
-/// sets, ...) is lost: read models should store the whole [`customer_json`]
-/// document and use [`customer_from_json`].
-pub fn customer_from_parts(
-    kind: &str,
-    details: &Value,
-    contacts: &Value,
-    owner: Option<String>,
-    archived: bool,
-) -> Customer {
-    customer_from_json(&json!({
-        "kind": kind,
-        "details": details,
-        "contacts": contacts,
-        "owner": owner,
-        "archived": archived,
-    }))
-}

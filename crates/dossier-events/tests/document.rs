@@ -8,7 +8,7 @@ use dossier_domain::{
     replay, Address, Contact, CreditRating, Customer, CustomerKind, Event, Field, FieldValue,
     Importance, LegalStatus, Money, Receivable,
 };
-use dossier_events::{customer_from_json, customer_from_parts, customer_json};
+use dossier_events::{customer_from_json, customer_json};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -264,8 +264,4 @@ fn a_document_stored_before_the_new_members_reads_them_as_empty() {
     assert_eq!(c.contacts.len(), 1);
     assert!(c.archived);
     assert!(c.tags.is_empty() && c.receivables.is_empty() && c.orders.is_empty());
-    assert_eq!(
-        customer_from_parts("person", &old["details"], &old["contacts"], None, true),
-        c
-    );
 }

@@ -2,6 +2,8 @@
 //! a full rebuild, checkpoints track the head, redelivery is harmless, two
 //! runners never double-apply, and rows agree with as-of reads of the log.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,29 +16,9 @@ use dossier_store::{Keyring, Principal, Role, Store};
 use dossier_testkit::TestDb;
 use uuid::Uuid;
 
+use common::Lcg;
+
 const NAME: &str = "customer_current";
-
-/// A small deterministic generator (64-bit LCG, high bits out).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 fn pool(field: &str, company: bool) -> &'static [&'static str] {
     match field {

@@ -11,6 +11,8 @@
 //! (`recorded_at` never decreases); it is what a log written over several
 //! days looks like.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ use dossier_service::{
 use dossier_store::{Keyring, Principal, Role, Store};
 use dossier_testkit::TestDb;
 use uuid::Uuid;
+
+use common::Lcg;
 
 /// Every table the insight projectors write, and the current-state table.
 const TABLES: &[&str] = &[
@@ -79,28 +83,6 @@ min_count = 2
 no_answer_streak = 2
 "#,
 ];
-
-/// A small deterministic generator (64-bit LCG, high bits out).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 /// Today in UTC: the service checks payload dates against it.
 fn utc_today() -> NaiveDate {

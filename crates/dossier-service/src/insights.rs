@@ -3,12 +3,11 @@
 //! daily evaluation run).
 
 use chrono::{NaiveDate, Utc};
-use dossier_events::{decode_system, encode_system, SystemEvent, SYSTEM_STREAM};
+use dossier_events::{decode_system, encode_system, rules_sha256, SystemEvent, SYSTEM_STREAM};
 use dossier_insights::{business_date, completeness, Completeness, Rules};
 use dossier_projections::{FollowUpItem, FollowUpQuery, RiskRow, SegmentQuery, Segments, TierRow};
 use dossier_store::{AppendRequest, ExpectedVersion, NewEvent, Principal, Role};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{actor, authorize, invalid, Action, Result, Service, ServiceError};
@@ -50,10 +49,6 @@ pub struct Insights {
     pub tier: Option<TierRow>,
     pub risk: Option<RiskRow>,
     pub completeness: Completeness,
-}
-
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 impl Service {
@@ -126,7 +121,7 @@ impl Service {
             let text = Rules::default_text().to_owned();
             AdoptedRules {
                 version: Rules::defaults().version().to_owned(),
-                sha256: sha256_hex(&text),
+                sha256: rules_sha256(&text),
                 seq: None,
                 text,
             }
@@ -144,7 +139,7 @@ impl Service {
             });
         }
         let rules = Rules::parse(text).map_err(|e| invalid("rules", e.to_string()))?;
-        let sha256 = sha256_hex(text);
+        let sha256 = rules_sha256(text);
         for _ in 0..5 {
             let state = self.system_state().await?;
             if let Some(r) = &state.rules {
@@ -161,11 +156,7 @@ impl Service {
                     ));
                 }
             }
-            let event = SystemEvent::RulesAdopted {
-                version: rules.version().to_owned(),
-                sha256: sha256.clone(),
-                text: text.to_owned(),
-            };
+            let event = SystemEvent::rules_adopted(rules.version(), text);
             match self
                 .append_system(caller, state.version, &event, "rules adopted")
                 .await

@@ -23,6 +23,7 @@ use dossier_store::{Keyring, Principal, Role, Store};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::bench::{ms, percentile};
 use crate::config::Config;
 use crate::database;
 use crate::seed::Rng;
@@ -205,18 +206,6 @@ async fn sample_ids(store: &Store, n: usize) -> Result<Vec<Uuid>> {
     };
     anyhow::ensure!(!ids.is_empty(), "no customers to read");
     Ok(ids)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}ms", d.as_secs_f64() * 1e3)
 }
 
 /// Prints p50/p99 of `samples`; returns p99.
