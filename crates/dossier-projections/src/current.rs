@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::list::{search_terms, TERM_SEP};
+use crate::list::{base_facets, name_key, search_terms, TERM_SEP};
 use crate::{Projection, ProjectionError};
 
 pub struct CustomerCurrent {
@@ -109,6 +109,10 @@ impl Projection for CustomerCurrent {
             row.last_hash = e.hash.0.to_vec();
             row.updated_at = r.recorded_at.get();
         }
+        // In customer_id order: the list rows are shared with the insight
+        // projectors, and locking them in one order never deadlocks.
+        let mut rows: Vec<(Uuid, Tracked)> = rows.into_iter().collect();
+        rows.sort_unstable_by_key(|(id, _)| *id);
         let mut cols = Cols::default();
         for (id, row) in rows {
             let Some(kind) = row.state.kind else { continue };
@@ -132,7 +136,19 @@ impl Projection for CustomerCurrent {
                 email.as_deref(),
                 code.as_deref(),
             );
-            cols.terms.push(terms.join(&TERM_SEP.to_string()));
+            let key = name_key(name.as_deref());
+            let tags: Vec<String> = row.state.tags.iter().cloned().collect();
+            let facets = base_facets(
+                kind.as_str(),
+                row.state.owner.as_deref(),
+                text(Field::Region).as_deref(),
+                text(Field::Industry).as_deref(),
+                &tags,
+                &terms,
+                &key,
+            );
+            cols.facets.push(facets.join(&TERM_SEP.to_string()));
+            cols.name_key.push(key);
             cols.phone.push(phone);
             cols.email.push(email);
             cols.credit_code.push(code);
@@ -141,14 +157,7 @@ impl Projection for CustomerCurrent {
             cols.details.push(doc["details"].to_string());
             cols.contacts.push(doc["contacts"].to_string());
             cols.file.push(doc.to_string());
-            cols.tags.push(
-                row.state
-                    .tags
-                    .iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(&TERM_SEP.to_string()),
-            );
+            cols.tags.push(tags.join(&TERM_SEP.to_string()));
             cols.national_id.push(text(Field::NationalId));
             cols.merged_into.push(row.state.merged_into);
             cols.version.push(row.version);
@@ -160,18 +169,16 @@ impl Projection for CustomerCurrent {
         sqlx::query(
             "INSERT INTO customer_current (customer_id, kind, display_name, owner, region, industry, archived, erased,
                                            details, contacts, version, last_seq, last_hash, created_at, updated_at,
-                                           phone, email, credit_code, search_terms, file, tags, national_id,
-                                           merged_into)
+                                           phone, email, credit_code, file, tags, national_id, merged_into)
              SELECT id, kind, name, owner, region, industry, archived, erased, details::jsonb, contacts::jsonb,
                     version, last_seq, last_hash, created_at, updated_at, phone, email, credit_code,
-                    CASE WHEN terms = '' THEN '{}'::text[] ELSE string_to_array(terms, $20) END,
-                    file::jsonb, CASE WHEN tg = '' THEN '{}'::text[] ELSE string_to_array(tg, $20) END, nid, mi
+                    file::jsonb, CASE WHEN tg = '' THEN '{}'::text[] ELSE string_to_array(tg, $19) END, nid, mi
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
                          $8::bool[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[],
                          $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[],
-                         $19::text[], $21::text[], $22::text[], $23::text[], $24::uuid[])
+                         $20::text[], $21::text[], $22::text[], $23::uuid[])
                   AS t(id, kind, name, owner, region, industry, archived, erased, details, contacts, version,
-                       last_seq, last_hash, created_at, updated_at, phone, email, credit_code, terms, file, tg,
+                       last_seq, last_hash, created_at, updated_at, phone, email, credit_code, file, tg,
                        nid, mi)
              ON CONFLICT (customer_id) DO UPDATE SET
                  kind = excluded.kind, display_name = excluded.display_name, owner = excluded.owner,
@@ -179,7 +186,7 @@ impl Projection for CustomerCurrent {
                  erased = excluded.erased, details = excluded.details, contacts = excluded.contacts,
                  version = excluded.version, last_seq = excluded.last_seq, last_hash = excluded.last_hash,
                  updated_at = excluded.updated_at, phone = excluded.phone, email = excluded.email,
-                 credit_code = excluded.credit_code, search_terms = excluded.search_terms,
+                 credit_code = excluded.credit_code,
                  file = excluded.file, tags = excluded.tags, national_id = excluded.national_id,
                  merged_into = excluded.merged_into",
         )
@@ -201,12 +208,30 @@ impl Projection for CustomerCurrent {
         .bind(&cols.phone)
         .bind(&cols.email)
         .bind(&cols.credit_code)
-        .bind(&cols.terms)
         .bind(TERM_SEP.to_string())
         .bind(&cols.file)
         .bind(&cols.tags)
         .bind(&cols.national_id)
         .bind(&cols.merged_into)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO customer_list (customer_id, archived, name_key, created_at, updated_at, base_facets)
+             SELECT id, archived, nk, created_at, updated_at, string_to_array(f, $7)
+             FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[])
+                  AS t(id, archived, nk, created_at, updated_at, f)
+             ORDER BY id
+             ON CONFLICT (customer_id) DO UPDATE SET archived = excluded.archived,
+                 name_key = excluded.name_key, created_at = excluded.created_at,
+                 updated_at = excluded.updated_at, base_facets = excluded.base_facets",
+        )
+        .bind(&cols.id)
+        .bind(&cols.archived)
+        .bind(&cols.name_key)
+        .bind(&cols.created_at)
+        .bind(&cols.updated_at)
+        .bind(&cols.facets)
+        .bind(TERM_SEP.to_string())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -216,6 +241,7 @@ impl Projection for CustomerCurrent {
         sqlx::query("DELETE FROM customer_current")
             .execute(&mut **tx)
             .await?;
+        crate::list::clear_columns(tx, "archived = NULL, name_key = NULL, created_at = NULL, updated_at = NULL, base_facets = NULL").await?;
         Ok(())
     }
 }
@@ -240,8 +266,9 @@ struct Cols {
     phone: Vec<Option<String>>,
     email: Vec<Option<String>>,
     credit_code: Vec<Option<String>>,
-    /// Search terms joined by `TERM_SEP`.
-    terms: Vec<String>,
+    /// customer_list's name sort key and facets (joined by `TERM_SEP`).
+    name_key: Vec<String>,
+    facets: Vec<String>,
     file: Vec<String>,
     /// Tags joined by `TERM_SEP`.
     tags: Vec<String>,

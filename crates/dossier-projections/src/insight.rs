@@ -13,7 +13,7 @@
 //! Nothing else enters an evaluation (no clock, no batch boundaries), so a
 //! rebuild reproduces the read models and their history rows exactly.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::NaiveDate;
@@ -25,6 +25,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::current::domain_event;
+use crate::list::{clear_columns, write_facets};
 use crate::{Projection, ProjectionError};
 
 /// Which read model a projector keeps.
@@ -75,6 +76,8 @@ struct Entry {
     /// The rules version the stored output was evaluated under.
     rules_version: Option<String>,
     output_dirty: bool,
+    /// The output's list facets changed (customer_list needs a write).
+    list_dirty: bool,
     /// History rows to insert: (seq, output, evaluation date).
     history: Vec<(i64, Output, NaiveDate)>,
     evaluated_on: NaiveDate,
@@ -90,6 +93,31 @@ enum Output {
     Tier(Tier),
     Risk(Risk),
     FollowUps(Vec<FollowUp>, Option<String>),
+}
+
+impl Output {
+    /// What the customer list filters on (`customer_list.tier_facets` or
+    /// `risk_facets`).
+    fn facets(&self) -> Vec<String> {
+        match self {
+            Output::Tier(t) => vec![
+                format!("tier:{}", t.value_tier.as_str()),
+                format!("importance:{}", t.importance.as_str()),
+                format!("lifecycle:{}", t.lifecycle.as_str()),
+            ],
+            Output::Risk(r) => {
+                let mut f = vec![format!("risk:{}", r.level.as_str())];
+                for x in &r.reasons {
+                    let s = format!("signal:{}", x.signal.as_str());
+                    if !f.contains(&s) {
+                        f.push(s);
+                    }
+                }
+                f
+            }
+            Output::None | Output::FollowUps(..) => Vec::new(),
+        }
+    }
 }
 
 impl Insight {
@@ -118,6 +146,15 @@ impl Insight {
         };
         *cache = Some((clock.rules_seq, rules.clone()));
         Ok(rules)
+    }
+
+    /// The column of `customer_list` this aspect keeps, if any.
+    fn list_column(&self) -> Option<&'static str> {
+        match self.aspect {
+            Aspect::Tier => Some("tier_facets"),
+            Aspect::Risk => Some("risk_facets"),
+            Aspect::FollowUps => None,
+        }
     }
 
     /// The part of an assessment this aspect keeps.
@@ -167,6 +204,9 @@ impl Insight {
         if after != entry.output || version_changed {
             if self.is_reclassification(&entry.output, &after) {
                 entry.history.push((seq, after.clone(), on));
+            }
+            if entry.output.facets() != after.facets() {
+                entry.list_dirty = true;
             }
             entry.output = after;
             entry.rules_version = Some(rules.version().to_owned());
@@ -269,6 +309,7 @@ impl Insight {
                     output,
                     rules_version,
                     output_dirty: false,
+                    list_dirty: false,
                     history: Vec::new(),
                     evaluated_on,
                 },
@@ -281,6 +322,7 @@ impl Insight {
                 output: Output::None,
                 rules_version: None,
                 output_dirty: false,
+                list_dirty: false,
                 history: Vec::new(),
                 evaluated_on: NaiveDate::MIN,
             });
@@ -338,6 +380,7 @@ impl Insight {
         rules: &Rules,
         on: NaiveDate,
         seq: i64,
+        list: &mut BTreeMap<Uuid, Vec<String>>,
     ) -> Result<(), ProjectionError> {
         let mut after = Uuid::nil();
         loop {
@@ -358,17 +401,20 @@ impl Insight {
             for entry in entries.values_mut() {
                 self.evaluate(entry, rules, on, seq);
             }
-            self.flush(tx, &mut entries, rules).await?;
+            self.flush(tx, &mut entries, rules, list).await?;
             after = last;
         }
     }
 
-    /// Writes changed facts, outputs and history rows, and empties `entries`.
+    /// Writes changed facts, outputs and history rows, collects changed list
+    /// facets in `list` (written once, at the end of the batch), and empties
+    /// `entries`.
     async fn flush(
         &self,
         tx: &mut Transaction<'static, Postgres>,
         entries: &mut HashMap<Uuid, Entry>,
         rules: &Rules,
+        list: &mut BTreeMap<Uuid, Vec<String>>,
     ) -> Result<(), ProjectionError> {
         let name = self.aspect.name();
         let version = rules.version().to_owned();
@@ -387,6 +433,9 @@ impl Insight {
             }
             if e.output_dirty {
                 rows.push((*id, &e.output, e.evaluated_on));
+            }
+            if e.list_dirty && self.list_column().is_some() {
+                list.insert(*id, e.output.facets());
             }
             for (seq, o, on) in &e.history {
                 history.push((*id, *seq, o, *on));
@@ -667,8 +716,16 @@ impl Projection for Insight {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let keys = self.keyring.keys_for_read(&self.store, &ids).await?;
+        // Of all sealed personal data only the birthday enters the facts, and
+        // only follow-ups use it: tier and risk never open sealed values
+        // (they see them as erased), which spares them the keys and AES.
+        let keys = if self.aspect == Aspect::FollowUps {
+            self.keyring.keys_for_read(&self.store, &ids).await?
+        } else {
+            HashMap::new()
+        };
         let mut entries: HashMap<Uuid, Entry> = HashMap::new();
+        let mut list = BTreeMap::new();
         self.load_entries(tx, &ids, &mut entries).await?;
         for e in events {
             let r = &e.record;
@@ -678,7 +735,7 @@ impl Projection for Insight {
                     .map_err(|e| bad(e.to_string()))?;
                 // Everything before this event is written first: the run
                 // below reads the customers from the tables.
-                self.flush(tx, &mut entries, &rules).await?;
+                self.flush(tx, &mut entries, &rules, &mut list).await?;
                 match sys {
                     SystemEvent::EvaluationDate { date } => advance(&mut clock, date),
                     SystemEvent::RulesAdopted { version, text, .. } => {
@@ -689,7 +746,7 @@ impl Projection for Insight {
                     }
                 }
                 if let Some(on) = clock.evaluated_on {
-                    self.evaluate_all(tx, &rules, on, r.seq).await?;
+                    self.evaluate_all(tx, &rules, on, r.seq, &mut list).await?;
                 }
                 continue;
             }
@@ -705,7 +762,10 @@ impl Projection for Insight {
             entry.facts_dirty = true;
             self.evaluate(entry, &rules, on, r.seq);
         }
-        self.flush(tx, &mut entries, &rules).await?;
+        self.flush(tx, &mut entries, &rules, &mut list).await?;
+        if let Some(column) = self.list_column() {
+            write_facets(tx, column, &list).await?;
+        }
         self.save_clock(tx, &clock).await?;
         Ok(())
     }
@@ -729,6 +789,9 @@ impl Projection for Insight {
             sqlx::query(&format!("DELETE FROM {t}"))
                 .execute(&mut **tx)
                 .await?;
+        }
+        if let Some(column) = self.list_column() {
+            clear_columns(tx, &format!("{column} = NULL")).await?;
         }
         *self.rules_cache.lock().expect("rules cache poisoned") = None;
         Ok(())

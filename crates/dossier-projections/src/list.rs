@@ -1,17 +1,18 @@
-//! Sales' customer list over `customer_current`: filters, search, sorting and
-//! keyset (cursor) pagination.
+//! Sales' customer list over the `customer_list` read model: filters, search,
+//! sorting and keyset (cursor) pagination.
 //!
-//! Search uses `search_terms` (see [`search_terms`]), filled by the projector:
+//! Search uses the search terms (see [`search_terms`]) the projector keeps as
+//! `q:` facets:
 //! a query of 1-2 characters matches when it is a term; a longer one when all
 //! its 2-character substrings are terms and the name contains it, or when it
 //! equals a term (a phone's digits, an e-mail, a credit code).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
 use dossier_store::Store;
@@ -299,129 +300,179 @@ pub struct ListPage {
     pub next_cursor: Option<String>,
 }
 
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('%');
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
+/// The name sort key: the display name lowercased, without control
+/// characters ('' without a name).
+pub fn name_key(name: Option<&str>) -> String {
+    name.map(clean).unwrap_or_default()
 }
 
-/// Appends the search condition on alias `c`.
-fn push_search(b: &mut QueryBuilder<'_, Postgres>, search: Option<&Search>) {
-    match search {
-        None => {}
-        Some(Search::Term(t)) => {
-            b.push(" AND c.search_terms @> ARRAY[")
-                .push_bind(t.clone())
-                .push("]::text[]");
-        }
-        Some(Search::Long { text, grams }) => {
-            b.push(" AND ((c.search_terms @> ")
-                .push_bind(grams.clone())
-                .push("::text[] AND c.display_name ILIKE ")
-                .push_bind(like_escape(text))
-                .push(") OR c.search_terms @> ARRAY[")
-                .push_bind(text.clone())
-                .push("]::text[])");
-        }
-    }
-}
-
-/// One page of customers matching `q`.
-pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, ProjectionError> {
-    let limit = q.limit.clamp(1, 200);
-    // Without a filter on them, tier and risk are looked up for the rows of
-    // the page only (scalar subqueries run after the sort and limit); joins
-    // would run for every candidate row before sorting.
-    let insight_filter = q.tier.is_some()
-        || q.importance.is_some()
-        || q.lifecycle.is_some()
-        || !q.risk.is_empty()
-        || q.signal.is_some();
-    let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
-        "SELECT c.customer_id, c.kind, c.display_name, c.owner, c.region, c.industry, c.tags, c.archived,
-                c.erased, c.version, c.last_seq, c.created_at, c.updated_at, ",
-    );
-    b.push(if insight_filter {
-        "t.value_tier, t.importance, t.lifecycle, r.level, r.signals FROM "
-    } else {
-        "(SELECT value_tier FROM customer_tier t WHERE t.customer_id = c.customer_id) AS value_tier,
-         (SELECT importance FROM customer_tier t WHERE t.customer_id = c.customer_id) AS importance,
-         (SELECT lifecycle FROM customer_tier t WHERE t.customer_id = c.customer_id) AS lifecycle,
-         (SELECT level FROM customer_risk r WHERE r.customer_id = c.customer_id) AS level,
-         (SELECT signals FROM customer_risk r WHERE r.customer_id = c.customer_id) AS signals FROM "
-    });
-    // Matches of a search cluster in name order (a surname starts the name),
-    // so walking the name index to them can pass most of the table. Under
-    // name order a search therefore collects its matches from the search
-    // index first (OFFSET 0 keeps the planner from merging the subquery back)
-    // and sorts only those. Other orders spread matches evenly: they keep the
-    // ordered index scan, which stops after a page.
-    let search_first = q.search.is_some() && q.sort.key == SortKey::Name;
-    if search_first {
-        b.push("(SELECT * FROM customer_current c WHERE true");
-        push_search(&mut b, q.search.as_ref());
-        b.push(" OFFSET 0) c");
-    } else {
-        b.push("customer_current c");
-    }
-    if insight_filter {
-        b.push(
-            " LEFT JOIN customer_tier t ON t.customer_id = c.customer_id
-             LEFT JOIN customer_risk r ON r.customer_id = c.customer_id",
-        );
-    }
-    b.push(" WHERE c.archived = ");
-    b.push_bind(q.archived);
-    for (col, v) in [
-        ("c.kind", &q.kind),
-        ("c.owner", &q.owner),
-        ("c.region", &q.region),
-        ("c.industry", &q.industry),
-        ("t.value_tier", &q.tier),
-        ("t.importance", &q.importance),
-        ("t.lifecycle", &q.lifecycle),
-    ] {
+/// The facets `customer_current` keeps in `customer_list.base_facets`: what
+/// the list filters on plus the search terms, as `q:<term>` (every term) and
+/// `m:<term>` (the terms the name does not start with).
+pub fn base_facets(
+    kind: &str,
+    owner: Option<&str>,
+    region: Option<&str>,
+    industry: Option<&str>,
+    tags: &[String],
+    terms: &[String],
+    name_key: &str,
+) -> Vec<String> {
+    let mut f = vec![format!("kind:{kind}")];
+    for (facet, v) in [("owner", owner), ("region", region), ("industry", industry)] {
         if let Some(v) = v {
-            b.push(format!(" AND {col} = ")).push_bind(v.clone());
+            f.push(format!("{facet}:{v}"));
         }
     }
-    if !q.risk.is_empty() {
-        b.push(" AND r.level = ANY(")
-            .push_bind(q.risk.clone())
-            .push(")");
+    f.extend(tags.iter().map(|t| format!("tag:{t}")));
+    for t in terms {
+        f.push(format!("q:{t}"));
+        if !name_key.starts_with(t.as_str()) {
+            f.push(format!("m:{t}"));
+        }
     }
-    if let Some(sig) = &q.signal {
-        b.push(" AND r.signals @> ARRAY[")
-            .push_bind(sig.clone())
-            .push("]::text[]");
+    f
+}
+
+/// Sets the columns one projector keeps in `customer_list` back to NULL (its
+/// reset), locking the rows in customer_id order like every writer.
+pub(crate) async fn clear_columns(
+    tx: &mut Transaction<'static, Postgres>,
+    assignments: &str,
+) -> Result<(), ProjectionError> {
+    sqlx::query(&format!(
+        "UPDATE customer_list SET {assignments} WHERE customer_id IN
+             (SELECT customer_id FROM customer_list ORDER BY customer_id FOR UPDATE)"
+    ))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes one insight projector's facets column (`tier_facets` or
+/// `risk_facets`) for the customers in `facets`, in customer_id order.
+pub(crate) async fn write_facets(
+    tx: &mut Transaction<'static, Postgres>,
+    column: &'static str,
+    facets: &BTreeMap<Uuid, Vec<String>>,
+) -> Result<(), ProjectionError> {
+    if facets.is_empty() {
+        return Ok(());
     }
-    if !q.tags.is_empty() {
-        b.push(" AND c.tags @> ")
-            .push_bind(q.tags.clone())
-            .push("::text[]");
+    let ids: Vec<Uuid> = facets.keys().copied().collect();
+    let joined: Vec<String> = facets
+        .values()
+        .map(|f| f.join(&TERM_SEP.to_string()))
+        .collect();
+    sqlx::query(&format!(
+        "INSERT INTO customer_list (customer_id, {column})
+         SELECT id, CASE WHEN f = '' THEN '{{}}'::text[] ELSE string_to_array(f, $3) END
+         FROM unnest($1::uuid[], $2::text[]) AS t(id, f)
+         ORDER BY id
+         ON CONFLICT (customer_id) DO UPDATE SET {column} = excluded.{column}"
+    ))
+    .bind(&ids)
+    .bind(&joined)
+    .bind(TERM_SEP.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The smallest string above every string that starts with `prefix` (code
+/// point order), or `None` if there is none.
+fn prefix_upper(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
     }
-    if !search_first {
-        push_search(&mut b, q.search.as_ref());
+    None
+}
+
+/// Filter conditions on `customer_list l`, shared by every branch of a query.
+struct Filters {
+    archived: bool,
+    /// Facets the row must all carry.
+    all: Vec<String>,
+    /// Facets of which the row must carry one (risk levels).
+    any: Vec<String>,
+}
+
+impl Filters {
+    fn of(q: &ListQuery) -> Filters {
+        let mut all = Vec::new();
+        for (facet, v) in [
+            ("kind", &q.kind),
+            ("owner", &q.owner),
+            ("region", &q.region),
+            ("industry", &q.industry),
+            ("tier", &q.tier),
+            ("importance", &q.importance),
+            ("lifecycle", &q.lifecycle),
+            ("signal", &q.signal),
+        ] {
+            if let Some(v) = v {
+                all.push(format!("{facet}:{v}"));
+            }
+        }
+        all.extend(q.tags.iter().map(|t| format!("tag:{t}")));
+        Filters {
+            archived: q.archived,
+            all,
+            any: q.risk.iter().map(|r| format!("risk:{r}")).collect(),
+        }
     }
-    let key = match q.sort.key {
-        SortKey::Name => "coalesce(c.display_name, '')",
-        SortKey::UpdatedAt => "c.updated_at",
-        SortKey::CreatedAt => "c.created_at",
-    };
-    let (cmp, dir) = if q.sort.descending {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
-    if let Some(c) = &q.after {
-        b.push(format!(" AND ({key}, c.customer_id) {cmp} ("));
+
+    /// `WHERE ...` with `extra` facets required on top of the filters.
+    fn push(&self, b: &mut QueryBuilder<'_, Postgres>, extra: &[String]) {
+        b.push(" WHERE l.archived = ").push_bind(self.archived);
+        let all: Vec<String> = self.all.iter().chain(extra).cloned().collect();
+        if !all.is_empty() {
+            b.push(" AND l.facets @> ").push_bind(all).push("::text[]");
+        }
+        if !self.any.is_empty() {
+            b.push(" AND l.facets && ")
+                .push_bind(self.any.clone())
+                .push("::text[]");
+        }
+    }
+}
+
+/// The sort column of `customer_list` and the page's order.
+struct Order {
+    key: &'static str,
+    dir: &'static str,
+    cmp: &'static str,
+}
+
+impl Order {
+    fn of(sort: Sort) -> Order {
+        let key = match sort.key {
+            SortKey::Name => "name_key",
+            SortKey::UpdatedAt => "updated_at",
+            SortKey::CreatedAt => "created_at",
+        };
+        let (cmp, dir) = if sort.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        Order { key, dir, cmp }
+    }
+
+    fn push_after(&self, b: &mut QueryBuilder<'_, Postgres>, after: Option<&Cursor>) {
+        let Some(c) = after else { return };
+        b.push(format!(
+            " AND (l.{}, l.customer_id) {} (",
+            self.key, self.cmp
+        ));
         match &c.key {
             CursorKey::Text(t) => b.push_bind(t.clone()),
             CursorKey::Micros(m) => {
@@ -430,32 +481,187 @@ pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, Pr
         };
         b.push(", ").push_bind(c.id).push(")");
     }
-    b.push(format!(" ORDER BY {key} {dir}, c.customer_id {dir} LIMIT "))
-        .push_bind(limit + 1);
+
+    /// `ORDER BY <key> <dir>, <id> <dir> LIMIT <limit>`; `key` None means
+    /// the sort column of `customer_list l`.
+    fn push_tail(
+        &self,
+        b: &mut QueryBuilder<'_, Postgres>,
+        cols: Option<(&str, &str)>,
+        limit: i64,
+    ) {
+        let table_key = format!("l.{}", self.key);
+        let (key, id) = cols.unwrap_or((&table_key, "l.customer_id"));
+        b.push(format!(
+            " ORDER BY {key} {dir}, {id} {dir} LIMIT ",
+            dir = self.dir
+        ))
+        .push_bind(limit);
+    }
+}
+
+/// One branch of the page query: ids and sort keys of matching rows, in
+/// order, at most `limit`.
+fn push_branch(
+    b: &mut QueryBuilder<'_, Postgres>,
+    q: &ListQuery,
+    filters: &Filters,
+    order: &Order,
+    search: Branch<'_>,
+    limit: i64,
+) {
+    b.push(format!(
+        "(SELECT l.customer_id, l.{} AS sort_key FROM customer_list l",
+        order.key
+    ));
+    let extra: Vec<String> = match search {
+        Branch::Term(t) => vec![format!("q:{t}")],
+        Branch::NotAtStart(Search::Term(t)) => vec![format!("m:{t}")],
+        _ => Vec::new(),
+    };
+    filters.push(b, &extra);
+    match search {
+        Branch::All | Branch::Term(_) | Branch::NotAtStart(Search::Term(_)) => {}
+        Branch::Long { text, grams } => push_long(b, text, grams),
+        Branch::NotAtStart(Search::Long { text, grams }) => {
+            push_long(b, text, grams);
+            b.push(" AND NOT starts_with(l.name_key, ")
+                .push_bind(text.clone())
+                .push(")");
+        }
+        Branch::NameStarts(text) => {
+            b.push(" AND l.name_key >= ").push_bind(text.to_owned());
+            if let Some(upper) = prefix_upper(text) {
+                b.push(" AND l.name_key < ").push_bind(upper);
+            }
+        }
+    }
+    order.push_after(b, q.after.as_ref());
+    order.push_tail(b, None, limit);
+    b.push(")");
+}
+
+fn push_long(b: &mut QueryBuilder<'_, Postgres>, text: &str, grams: &[String]) {
+    let grams: Vec<String> = grams.iter().map(|g| format!("q:{g}")).collect();
+    b.push(" AND ((l.facets @> ")
+        .push_bind(grams)
+        .push("::text[] AND strpos(l.name_key, ")
+        .push_bind(text.to_owned())
+        .push(") > 0) OR l.facets @> ARRAY[")
+        .push_bind(format!("q:{text}"))
+        .push("]::text[])");
+}
+
+/// Which rows one branch of the page query collects.
+#[derive(Clone, Copy)]
+enum Branch<'a> {
+    All,
+    Term(&'a str),
+    Long {
+        text: &'a str,
+        grams: &'a [String],
+    },
+    /// Matches of the search whose name starts with the text.
+    NameStarts(&'a str),
+    /// Matches of the search whose name does not start with the text.
+    NotAtStart(&'a Search),
+}
+
+/// One page of customers matching `q`.
+///
+/// The page's ids come from `customer_list` alone (facets through one GIN
+/// index, order through a b-tree); only the page's rows are then joined to
+/// the current state, tier and risk. Under name order a search runs as two
+/// branches merged by the outer sort: names starting with the text (an index
+/// range, already in order) and the other matches (the `m:` facets or the
+/// long-query condition), so a common surname never sorts all its matches.
+pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, ProjectionError> {
+    let limit = q.limit.clamp(1, 200);
+    let filters = Filters::of(q);
+    let order = Order::of(q.sort);
+    let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
+        "SELECT c.customer_id, c.kind, c.display_name, c.owner, c.region, c.industry, c.tags, c.archived,
+                c.erased, c.version, c.last_seq, c.created_at, c.updated_at, p.sort_key::text AS sort_text,
+                t.value_tier, t.importance, t.lifecycle, r.level, r.signals
+         FROM (",
+    );
+    match (&q.search, q.sort.key) {
+        (None, _) => push_branch(&mut b, q, &filters, &order, Branch::All, limit + 1),
+        (Some(Search::Term(t)), SortKey::UpdatedAt | SortKey::CreatedAt) => {
+            push_branch(&mut b, q, &filters, &order, Branch::Term(t), limit + 1)
+        }
+        (Some(Search::Long { text, grams }), SortKey::UpdatedAt | SortKey::CreatedAt) => {
+            push_branch(
+                &mut b,
+                q,
+                &filters,
+                &order,
+                Branch::Long { text, grams },
+                limit + 1,
+            )
+        }
+        (Some(s), SortKey::Name) => {
+            let text = match s {
+                Search::Term(t) => t,
+                Search::Long { text, .. } => text,
+            };
+            b.push("SELECT * FROM ");
+            push_branch(
+                &mut b,
+                q,
+                &filters,
+                &order,
+                Branch::NameStarts(text),
+                limit + 1,
+            );
+            b.push(" a UNION ALL SELECT * FROM ");
+            push_branch(
+                &mut b,
+                q,
+                &filters,
+                &order,
+                Branch::NotAtStart(s),
+                limit + 1,
+            );
+            b.push(" m");
+            order.push_tail(&mut b, Some(("sort_key", "customer_id")), limit + 1);
+        }
+    }
+    b.push(
+        ") p
+         JOIN customer_current c ON c.customer_id = p.customer_id
+         LEFT JOIN customer_tier t ON t.customer_id = p.customer_id
+         LEFT JOIN customer_risk r ON r.customer_id = p.customer_id",
+    );
+    order.push_tail(&mut b, Some(("p.sort_key", "p.customer_id")), limit + 1);
     let rows = b.build().fetch_all(store.pool()).await?;
+    let mut keys = Vec::with_capacity(rows.len());
     let mut items: Vec<ListItem> = rows
         .iter()
-        .map(|r| ListItem {
-            id: r.get("customer_id"),
-            kind: r.get("kind"),
-            name: r.get("display_name"),
-            owner: r.get("owner"),
-            region: r.get("region"),
-            industry: r.get("industry"),
-            tags: r.get("tags"),
-            tier: r.get("value_tier"),
-            importance: r.get("importance"),
-            lifecycle: r.get("lifecycle"),
-            risk: r.get("level"),
-            signals: r
-                .get::<Option<Vec<String>>, _>("signals")
-                .unwrap_or_default(),
-            archived: r.get("archived"),
-            erased: r.get("erased"),
-            version: r.get("version"),
-            last_seq: r.get("last_seq"),
-            created_at: r.get("created_at"),
-            updated_at: r.get("updated_at"),
+        .map(|r| {
+            keys.push(r.get::<Option<String>, _>("sort_text").unwrap_or_default());
+            ListItem {
+                id: r.get("customer_id"),
+                kind: r.get("kind"),
+                name: r.get("display_name"),
+                owner: r.get("owner"),
+                region: r.get("region"),
+                industry: r.get("industry"),
+                tags: r.get("tags"),
+                tier: r.get("value_tier"),
+                importance: r.get("importance"),
+                lifecycle: r.get("lifecycle"),
+                risk: r.get("level"),
+                signals: r
+                    .get::<Option<Vec<String>>, _>("signals")
+                    .unwrap_or_default(),
+                archived: r.get("archived"),
+                erased: r.get("erased"),
+                version: r.get("version"),
+                last_seq: r.get("last_seq"),
+                created_at: r.get("created_at"),
+                updated_at: r.get("updated_at"),
+            }
         })
         .collect();
     let more = items.len() as i64 > limit;
@@ -465,7 +671,7 @@ pub async fn list_customers(store: &Store, q: &ListQuery) -> Result<ListPage, Pr
             Cursor {
                 sort: q.sort.as_string(),
                 key: match q.sort.key {
-                    SortKey::Name => CursorKey::Text(last.name.clone().unwrap_or_default()),
+                    SortKey::Name => CursorKey::Text(keys[items.len() - 1].clone()),
                     SortKey::UpdatedAt => CursorKey::Micros(last.updated_at.timestamp_micros()),
                     SortKey::CreatedAt => CursorKey::Micros(last.created_at.timestamp_micros()),
                 },
@@ -510,6 +716,51 @@ mod tests {
             "91350100m000100y43",
         ] {
             assert!(t.contains(&want.to_owned()), "{want} in {t:?}");
+        }
+    }
+
+    #[test]
+    fn prefix_upper_bounds_every_extension() {
+        assert_eq!(prefix_upper("张").as_deref(), Some("\u{5f21}"));
+        assert_eq!(prefix_upper("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_upper("a\u{d7ff}").as_deref(), Some("a\u{e000}"));
+        assert_eq!(prefix_upper("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper("\u{10ffff}"), None);
+        assert_eq!(prefix_upper(""), None);
+        for (p, s) in [("张", "张三丰"), ("li", "li\u{10ffff}x"), ("z", "zzz")] {
+            let upper = prefix_upper(p).unwrap();
+            assert!(s >= p && s < upper.as_str(), "{s} in [{p}, {upper})");
+        }
+    }
+
+    #[test]
+    fn facets_mark_terms_not_at_the_start_of_the_name() {
+        let key = name_key(Some("Li Wei"));
+        assert_eq!(key, "li wei");
+        let terms = search_terms(Some("Li Wei"), None, None, None);
+        let f = base_facets(
+            "person",
+            Some("bob"),
+            None,
+            Some("retail"),
+            &["vip".into()],
+            &terms,
+            &key,
+        );
+        for want in [
+            "kind:person",
+            "owner:bob",
+            "industry:retail",
+            "tag:vip",
+            "q:li",
+            "q:we",
+            "m:we",
+            "m:wei",
+        ] {
+            assert!(f.contains(&want.to_owned()), "{want} in {f:?}");
+        }
+        for absent in ["m:li", "m:l", "region:"] {
+            assert!(!f.iter().any(|x| x == absent), "{absent} in {f:?}");
         }
     }
 

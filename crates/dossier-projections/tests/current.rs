@@ -246,9 +246,14 @@ impl World {
 
     async fn table(&self) -> anyhow::Result<Vec<String>> {
         Ok(
-            sqlx::query_scalar("SELECT t::text FROM customer_current t ORDER BY customer_id")
-                .fetch_all(self.store.pool())
-                .await?,
+            sqlx::query_scalar(
+                "SELECT t::text FROM customer_current t
+                 UNION ALL
+                 SELECT (l.customer_id, l.archived, l.name_key, l.created_at, l.updated_at, l.base_facets)::text
+                 FROM customer_list l WHERE l.archived IS NOT NULL ORDER BY 1",
+            )
+            .fetch_all(self.store.pool())
+            .await?,
         )
     }
 
@@ -294,13 +299,16 @@ impl World {
             // The list's columns: contact fields and search terms from the details.
             let d = &snap.file["details"];
             let text = |f: &str| d[f].as_str().map(str::to_owned);
-            let (phone, email, code, terms): (
+            let (phone, email, code, facets, name_key, archived): (
                 Option<String>,
                 Option<String>,
                 Option<String>,
                 Vec<String>,
+                String,
+                bool,
             ) = sqlx::query_as(
-                "SELECT phone, email, credit_code, search_terms FROM customer_current
+                "SELECT c.phone, c.email, c.credit_code, l.base_facets, l.name_key, l.archived
+                 FROM customer_current c JOIN customer_list l USING (customer_id)
                  WHERE customer_id = $1",
             )
             .bind(c.id)
@@ -316,7 +324,19 @@ impl World {
                 code.as_deref(),
             );
             assert!(!want.is_empty());
-            assert_eq!(terms, want, "search_terms of {}", c.id);
+            let terms: Vec<String> = facets
+                .iter()
+                .filter_map(|f| f.strip_prefix("q:").map(str::to_owned))
+                .collect();
+            assert_eq!(terms, want, "search terms of {}", c.id);
+            let name = text("name").unwrap_or_default().to_lowercase();
+            assert_eq!(name_key, name, "name key of {}", c.id);
+            for t in &terms {
+                let mid = facets.contains(&format!("m:{t}"));
+                assert_eq!(mid, !name.starts_with(t.as_str()), "m:{t} of {}", c.id);
+            }
+            assert!(facets.contains(&format!("kind:{}", snap.file["kind"].as_str().unwrap())));
+            assert_eq!(archived, c.archived);
         }
         Ok(())
     }
@@ -347,7 +367,8 @@ async fn run_seed(seed: u64) -> anyhow::Result<()> {
     let head = w.head().await?;
     assert_eq!(w.checkpoint().await?, head);
     let incremental = w.table().await?;
-    assert_eq!(incremental.len(), w.customers.len());
+    // One customer_current and one customer_list row per customer.
+    assert_eq!(incremental.len(), 2 * w.customers.len());
     w.check_rows_against_log().await?;
 
     // (d) at-least-once: a step with nothing new changes nothing.

@@ -46,6 +46,7 @@ const TABLES: &[&str] = &[
     "insight_facts",
     "insight_state",
     "customer_current",
+    "customer_list",
 ];
 
 /// Two rule sets the random logs adopt, in this order: other thresholds,

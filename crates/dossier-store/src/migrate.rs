@@ -25,6 +25,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_customer_file_and_insights",
         include_str!("../../../migrations/0004_customer_file_and_insights.sql"),
     ),
+    (
+        "0005_customer_list",
+        include_str!("../../../migrations/0005_customer_list.sql"),
+    ),
 ];
 
 /// Lock key serialising migration runs of concurrent processes.

@@ -239,6 +239,84 @@ async fn search() {
     assert_invalid(&r, "q");
 }
 
+/// Every page of `uri` (which has a query already), `limit` rows at a time.
+async fn walk_query(ctx: &Ctx, uri: &str, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut page_uri = format!("{uri}&limit={limit}");
+        if let Some(c) = &cursor {
+            page_uri.push_str(&format!("&cursor={c}"));
+        }
+        let page = list(ctx, &page_uri).await;
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= limit);
+        seen.extend(items.iter().map(|i| i["name"].as_str().unwrap().to_owned()));
+        assert!(seen.len() < 100, "pagination does not end");
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+/// Under name order a search merges names that start with the text and
+/// names that contain it elsewhere: the pages are one sorted list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_in_name_order() {
+    let ctx = Ctx::new().await;
+    let all = [
+        "张三",
+        "张伟",
+        "李张",
+        "欧阳张",
+        "王五",
+        "Li Wei",
+        "Emily",
+        "ALICE li",
+        "Bob",
+        "li",
+        "Olivia",
+    ];
+    let mut last = (String::new(), 0);
+    for name in all {
+        last = add(&ctx, "person", json!({"name": name}), None).await;
+    }
+    settle(&ctx, &last.0, last.1).await;
+    let sorted = |mut v: Vec<&str>, descending: bool| -> Vec<String> {
+        v.sort_by_key(|n| n.to_lowercase());
+        if descending {
+            v.reverse();
+        }
+        v.into_iter().map(str::to_owned).collect()
+    };
+    // Without a search, name order ignores case.
+    assert_eq!(
+        walk_query(&ctx, "?sort=name", 3).await,
+        sorted(all.to_vec(), false)
+    );
+    for (q, want) in [
+        ("张", vec!["张三", "张伟", "李张", "欧阳张"]),
+        ("li", vec!["Li Wei", "ALICE li", "li", "Olivia"]),
+        ("mi", vec!["Emily"]),
+        ("liv", vec!["Olivia"]),
+        ("li w", vec!["Li Wei"]),
+        ("三", vec!["张三"]),
+    ] {
+        for sort in ["name", "-name"] {
+            let expected = sorted(want.clone(), sort.starts_with('-'));
+            for limit in [1, 2, 50] {
+                let uri = format!("?q={}&sort={sort}", percent(q));
+                assert_eq!(
+                    walk_query(&ctx, &uri, limit).await,
+                    expected,
+                    "q={q} sort={sort} limit={limit}"
+                );
+            }
+        }
+    }
+}
+
 fn percent(s: &str) -> String {
     s.bytes()
         .map(|b| {
