@@ -4,13 +4,14 @@
 -- model").
 --
 -- Three projectors keep disjoint columns of a row: customer_current the sort
--- keys and `base_facets`, customer_tier `tier_facets`, customer_risk
--- `risk_facets`. A facet is "<name>:<value>" (kind:company, owner:liu.yang,
--- region:..., industry:..., tag:..., q:<search term>, m:<search term not at the
--- start of the name>, tier:A, importance:..., lifecycle:..., risk:high,
--- signal:overdue_receivables). Each projector writes its rows in one statement
--- per transaction, in customer_id order, so projectors sharing a row wait for
--- each other but never deadlock.
+-- keys, `owner` and `base_facets`; customer_tier `value_tier` and
+-- `tier_facets`; customer_risk `risk_facets`. A facet is "<name>:<value>"
+-- (kind:company, region:..., industry:..., tag:..., q:<search term>,
+-- m:<search term not at the start of the name>, importance:..., lifecycle:...,
+-- risk:high, signal:overdue_receivables); owner and value tier are columns.
+-- Each projector writes its rows in one statement per transaction, in
+-- customer_id order, so projectors sharing a row wait for each other but
+-- never deadlock.
 CREATE TABLE customer_list (
     customer_id uuid PRIMARY KEY,
     -- NULL until customer_current has projected the customer.
@@ -20,7 +21,10 @@ CREATE TABLE customer_list (
     name_key    text COLLATE "C",
     created_at  timestamptz,
     updated_at  timestamptz,
+    owner       text,
     base_facets text[],
+    -- Kept by customer_tier.
+    value_tier  text,
     tier_facets text[],
     risk_facets text[],
     facets      text[] GENERATED ALWAYS AS (
@@ -33,6 +37,11 @@ CREATE INDEX customer_list_facets ON customer_list USING gin (facets) WITH (gin_
 CREATE INDEX customer_list_updated ON customer_list (archived, updated_at, customer_id);
 CREATE INDEX customer_list_created ON customer_list (archived, created_at, customer_id);
 CREATE INDEX customer_list_name ON customer_list (archived, name_key, customer_id);
+-- "My customers" and "A-tier customers", newest first: the two filters sales
+-- combine most, as columns with their own ordered indexes, so a combination
+-- walks the rarer one in order instead of visiting every match of both.
+CREATE INDEX customer_list_owner ON customer_list (archived, owner, updated_at, customer_id);
+CREATE INDEX customer_list_tier ON customer_list (archived, value_tier, updated_at, customer_id);
 
 -- customer_current no longer serves the list: its list and search indexes
 -- only slowed the projector. What remains are the lookups of single

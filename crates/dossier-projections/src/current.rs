@@ -140,7 +140,6 @@ impl Projection for CustomerCurrent {
             let tags: Vec<String> = row.state.tags.iter().cloned().collect();
             let facets = base_facets(
                 kind.as_str(),
-                row.state.owner.as_deref(),
                 text(Field::Region).as_deref(),
                 text(Field::Industry).as_deref(),
                 &tags,
@@ -216,20 +215,23 @@ impl Projection for CustomerCurrent {
         .execute(&mut **tx)
         .await?;
         sqlx::query(
-            "INSERT INTO customer_list (customer_id, archived, name_key, created_at, updated_at, base_facets)
-             SELECT id, archived, nk, created_at, updated_at, string_to_array(f, $7)
-             FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[])
-                  AS t(id, archived, nk, created_at, updated_at, f)
+            "INSERT INTO customer_list (customer_id, archived, name_key, created_at, updated_at, owner, base_facets)
+             SELECT id, archived, nk, created_at, updated_at, owner, string_to_array(f, $8)
+             FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
+                         $7::text[])
+                  AS t(id, archived, nk, created_at, updated_at, owner, f)
              ORDER BY id
              ON CONFLICT (customer_id) DO UPDATE SET archived = excluded.archived,
                  name_key = excluded.name_key, created_at = excluded.created_at,
-                 updated_at = excluded.updated_at, base_facets = excluded.base_facets",
+                 updated_at = excluded.updated_at, owner = excluded.owner,
+                 base_facets = excluded.base_facets",
         )
         .bind(&cols.id)
         .bind(&cols.archived)
         .bind(&cols.name_key)
         .bind(&cols.created_at)
         .bind(&cols.updated_at)
+        .bind(&cols.owner)
         .bind(&cols.facets)
         .bind(TERM_SEP.to_string())
         .execute(&mut **tx)
@@ -241,7 +243,12 @@ impl Projection for CustomerCurrent {
         sqlx::query("DELETE FROM customer_current")
             .execute(&mut **tx)
             .await?;
-        crate::list::clear_columns(tx, "archived = NULL, name_key = NULL, created_at = NULL, updated_at = NULL, base_facets = NULL").await?;
+        crate::list::clear_columns(
+            tx,
+            "archived = NULL, name_key = NULL, created_at = NULL, updated_at = NULL, owner = NULL,
+             base_facets = NULL",
+        )
+        .await?;
         Ok(())
     }
 }

@@ -25,7 +25,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::current::domain_event;
-use crate::list::{clear_columns, write_facets};
+use crate::list::{clear_columns, write_list_parts, ListPart};
 use crate::{Projection, ProjectionError};
 
 /// Which read model a projector keeps.
@@ -96,26 +96,31 @@ enum Output {
 }
 
 impl Output {
-    /// What the customer list filters on (`customer_list.tier_facets` or
-    /// `risk_facets`).
-    fn facets(&self) -> Vec<String> {
+    /// What the customer list filters on (`customer_list.value_tier` and
+    /// `tier_facets`, or `risk_facets`).
+    fn list_part(&self) -> ListPart {
         match self {
-            Output::Tier(t) => vec![
-                format!("tier:{}", t.value_tier.as_str()),
-                format!("importance:{}", t.importance.as_str()),
-                format!("lifecycle:{}", t.lifecycle.as_str()),
-            ],
+            Output::Tier(t) => ListPart {
+                value_tier: Some(t.value_tier.as_str().to_owned()),
+                facets: vec![
+                    format!("importance:{}", t.importance.as_str()),
+                    format!("lifecycle:{}", t.lifecycle.as_str()),
+                ],
+            },
             Output::Risk(r) => {
-                let mut f = vec![format!("risk:{}", r.level.as_str())];
+                let mut facets = vec![format!("risk:{}", r.level.as_str())];
                 for x in &r.reasons {
                     let s = format!("signal:{}", x.signal.as_str());
-                    if !f.contains(&s) {
-                        f.push(s);
+                    if !facets.contains(&s) {
+                        facets.push(s);
                     }
                 }
-                f
+                ListPart {
+                    value_tier: None,
+                    facets,
+                }
             }
-            Output::None | Output::FollowUps(..) => Vec::new(),
+            Output::None | Output::FollowUps(..) => ListPart::default(),
         }
     }
 }
@@ -148,7 +153,8 @@ impl Insight {
         Ok(rules)
     }
 
-    /// The column of `customer_list` this aspect keeps, if any.
+    /// The facets column of `customer_list` this aspect keeps, if any
+    /// (customer_tier keeps `value_tier` too).
     fn list_column(&self) -> Option<&'static str> {
         match self.aspect {
             Aspect::Tier => Some("tier_facets"),
@@ -205,7 +211,7 @@ impl Insight {
             if self.is_reclassification(&entry.output, &after) {
                 entry.history.push((seq, after.clone(), on));
             }
-            if entry.output.facets() != after.facets() {
+            if entry.output.list_part() != after.list_part() {
                 entry.list_dirty = true;
             }
             entry.output = after;
@@ -380,7 +386,7 @@ impl Insight {
         rules: &Rules,
         on: NaiveDate,
         seq: i64,
-        list: &mut BTreeMap<Uuid, Vec<String>>,
+        list: &mut BTreeMap<Uuid, ListPart>,
     ) -> Result<(), ProjectionError> {
         let mut after = Uuid::nil();
         loop {
@@ -414,7 +420,7 @@ impl Insight {
         tx: &mut Transaction<'static, Postgres>,
         entries: &mut HashMap<Uuid, Entry>,
         rules: &Rules,
-        list: &mut BTreeMap<Uuid, Vec<String>>,
+        list: &mut BTreeMap<Uuid, ListPart>,
     ) -> Result<(), ProjectionError> {
         let name = self.aspect.name();
         let version = rules.version().to_owned();
@@ -435,7 +441,7 @@ impl Insight {
                 rows.push((*id, &e.output, e.evaluated_on));
             }
             if e.list_dirty && self.list_column().is_some() {
-                list.insert(*id, e.output.facets());
+                list.insert(*id, e.output.list_part());
             }
             for (seq, o, on) in &e.history {
                 history.push((*id, *seq, o, *on));
@@ -764,7 +770,7 @@ impl Projection for Insight {
         }
         self.flush(tx, &mut entries, &rules, &mut list).await?;
         if let Some(column) = self.list_column() {
-            write_facets(tx, column, &list).await?;
+            write_list_parts(tx, column, &list).await?;
         }
         self.save_clock(tx, &clock).await?;
         Ok(())
@@ -790,8 +796,10 @@ impl Projection for Insight {
                 .execute(&mut **tx)
                 .await?;
         }
-        if let Some(column) = self.list_column() {
-            clear_columns(tx, &format!("{column} = NULL")).await?;
+        match self.aspect {
+            Aspect::Tier => clear_columns(tx, "value_tier = NULL, tier_facets = NULL").await?,
+            Aspect::Risk => clear_columns(tx, "risk_facets = NULL").await?,
+            Aspect::FollowUps => {}
         }
         *self.rules_cache.lock().expect("rules cache poisoned") = None;
         Ok(())

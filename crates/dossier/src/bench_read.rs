@@ -284,7 +284,7 @@ async fn list_queries(
         let t = Instant::now();
         // Benchmark SQL: the first page of the default order, index only.
         let _: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT customer_id FROM customer_current WHERE NOT archived
+            "SELECT customer_id FROM customer_list WHERE archived = false
              ORDER BY updated_at DESC, customer_id DESC LIMIT 50",
         )
         .fetch_all(store.pool())
