@@ -7,6 +7,7 @@
 
 mod body;
 mod hash;
+mod links;
 mod record;
 mod verify;
 
@@ -15,7 +16,10 @@ pub use hash::{hash_body, Hash, HashParseError};
 pub use record::{
     check_numbers, Actor, ChainError, EncodedEvent, EventRecord, Timestamp, MAX_SAFE_INTEGER,
 };
-pub use verify::{export_line, StoredRow, VerifiedHead, Verifier, Violation, ViolationKind};
+pub use verify::{
+    export_line, RangeVerifier, StoredRow, UnlinkedRange, VerifiedHead, Verifier, Violation,
+    ViolationKind,
+};
 
 /// The format tag; the first bytes of every hash preimage.
 pub const FORMAT: &str = "dossier-chain/1";
