@@ -140,7 +140,6 @@ impl Projection for CustomerCurrent {
             let tags: Vec<String> = row.state.tags.iter().cloned().collect();
             let facets = base_facets(
                 kind.as_str(),
-                text(Field::Region).as_deref(),
                 text(Field::Industry).as_deref(),
                 &tags,
                 &terms,
@@ -215,15 +214,16 @@ impl Projection for CustomerCurrent {
         .execute(&mut **tx)
         .await?;
         sqlx::query(
-            "INSERT INTO customer_list (customer_id, archived, name_key, created_at, updated_at, owner, base_facets)
-             SELECT id, archived, nk, created_at, updated_at, owner, string_to_array(f, $8)
+            "INSERT INTO customer_list (customer_id, archived, name_key, created_at, updated_at, owner, region,
+                                        base_facets)
+             SELECT id, archived, nk, created_at, updated_at, owner, region, string_to_array(f, $9)
              FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
-                         $7::text[])
-                  AS t(id, archived, nk, created_at, updated_at, owner, f)
+                         $7::text[], $8::text[])
+                  AS t(id, archived, nk, created_at, updated_at, owner, region, f)
              ORDER BY id
              ON CONFLICT (customer_id) DO UPDATE SET archived = excluded.archived,
                  name_key = excluded.name_key, created_at = excluded.created_at,
-                 updated_at = excluded.updated_at, owner = excluded.owner,
+                 updated_at = excluded.updated_at, owner = excluded.owner, region = excluded.region,
                  base_facets = excluded.base_facets",
         )
         .bind(&cols.id)
@@ -232,6 +232,7 @@ impl Projection for CustomerCurrent {
         .bind(&cols.created_at)
         .bind(&cols.updated_at)
         .bind(&cols.owner)
+        .bind(&cols.region)
         .bind(&cols.facets)
         .bind(TERM_SEP.to_string())
         .execute(&mut **tx)
@@ -246,7 +247,7 @@ impl Projection for CustomerCurrent {
         crate::list::clear_columns(
             tx,
             "archived = NULL, name_key = NULL, created_at = NULL, updated_at = NULL, owner = NULL,
-             base_facets = NULL",
+             region = NULL, base_facets = NULL",
         )
         .await?;
         Ok(())

@@ -307,21 +307,18 @@ pub fn name_key(name: Option<&str>) -> String {
 }
 
 /// The facets `customer_current` keeps in `customer_list.base_facets`: what
-/// the list filters on (but the owner, a column) plus the search terms, as `q:<term>` (every term) and
+/// the list filters on (but owner and region, columns) plus the search terms, as `q:<term>` (every term) and
 /// `m:<term>` (the terms the name does not start with).
 pub fn base_facets(
     kind: &str,
-    region: Option<&str>,
     industry: Option<&str>,
     tags: &[String],
     terms: &[String],
     name_key: &str,
 ) -> Vec<String> {
     let mut f = vec![format!("kind:{kind}")];
-    for (facet, v) in [("region", region), ("industry", industry)] {
-        if let Some(v) = v {
-            f.push(format!("{facet}:{v}"));
-        }
+    if let Some(v) = industry {
+        f.push(format!("industry:{v}"));
     }
     f.extend(tags.iter().map(|t| format!("tag:{t}")));
     for t in terms {
@@ -419,6 +416,7 @@ struct Filters {
     archived: bool,
     owner: Option<String>,
     tier: Option<String>,
+    region: Option<String>,
     /// Facets the row must all carry.
     all: Vec<String>,
     /// Facets of which the row must carry one (risk levels).
@@ -430,7 +428,6 @@ impl Filters {
         let mut all = Vec::new();
         for (facet, v) in [
             ("kind", &q.kind),
-            ("region", &q.region),
             ("industry", &q.industry),
             ("importance", &q.importance),
             ("lifecycle", &q.lifecycle),
@@ -445,6 +442,7 @@ impl Filters {
             archived: q.archived,
             owner: q.owner.clone(),
             tier: q.tier.clone(),
+            region: q.region.clone(),
             all,
             any: q.risk.iter().map(|r| format!("risk:{r}")).collect(),
         }
@@ -453,11 +451,14 @@ impl Filters {
     /// `WHERE ...` with `extra` facets required on top of the filters.
     fn push(&self, b: &mut QueryBuilder<'_, Postgres>, extra: &[String]) {
         b.push(" WHERE l.archived = ").push_bind(self.archived);
-        if let Some(owner) = &self.owner {
-            b.push(" AND l.owner = ").push_bind(owner.clone());
-        }
-        if let Some(tier) = &self.tier {
-            b.push(" AND l.value_tier = ").push_bind(tier.clone());
+        for (col, v) in [
+            ("owner", &self.owner),
+            ("value_tier", &self.tier),
+            ("region", &self.region),
+        ] {
+            if let Some(v) = v {
+                b.push(format!(" AND l.{col} = ")).push_bind(v.clone());
+            }
         }
         let all: Vec<String> = self.all.iter().chain(extra).cloned().collect();
         if !all.is_empty() {
@@ -766,14 +767,7 @@ mod tests {
         let key = name_key(Some("Li Wei"));
         assert_eq!(key, "li wei");
         let terms = search_terms(Some("Li Wei"), None, None, None);
-        let f = base_facets(
-            "person",
-            None,
-            Some("retail"),
-            &["vip".into()],
-            &terms,
-            &key,
-        );
+        let f = base_facets("person", Some("retail"), &["vip".into()], &terms, &key);
         for want in [
             "kind:person",
             "industry:retail",
@@ -785,7 +779,7 @@ mod tests {
         ] {
             assert!(f.contains(&want.to_owned()), "{want} in {f:?}");
         }
-        for absent in ["m:li", "m:l", "region:", "owner:bob"] {
+        for absent in ["m:li", "m:l"] {
             assert!(!f.iter().any(|x| x == absent), "{absent} in {f:?}");
         }
     }

@@ -249,7 +249,7 @@ impl World {
             sqlx::query_scalar(
                 "SELECT t::text FROM customer_current t
                  UNION ALL
-                 SELECT (l.customer_id, l.archived, l.name_key, l.created_at, l.updated_at, l.owner, l.base_facets)::text
+                 SELECT (l.customer_id, l.archived, l.name_key, l.created_at, l.updated_at, l.owner, l.region, l.base_facets)::text
                  FROM customer_list l WHERE l.archived IS NOT NULL ORDER BY 1",
             )
             .fetch_all(self.store.pool())
