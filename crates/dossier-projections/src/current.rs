@@ -244,12 +244,7 @@ impl Projection for CustomerCurrent {
         sqlx::query("DELETE FROM customer_current")
             .execute(&mut **tx)
             .await?;
-        crate::list::clear_columns(
-            tx,
-            "archived = NULL, name_key = NULL, created_at = NULL, updated_at = NULL, owner = NULL,
-             region = NULL, base_facets = NULL",
-        )
-        .await?;
+        crate::list::clear_columns(tx, crate::list::Keeper::Current).await?;
         Ok(())
     }
 }

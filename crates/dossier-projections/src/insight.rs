@@ -25,7 +25,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::current::domain_event;
-use crate::list::{clear_columns, write_list_parts, ListPart};
+use crate::list::{clear_columns, write_list_parts, Keeper, ListPart};
 use crate::{Projection, ProjectionError};
 
 /// Which read model a projector keeps.
@@ -153,12 +153,11 @@ impl Insight {
         Ok(rules)
     }
 
-    /// The facets column of `customer_list` this aspect keeps, if any
-    /// (customer_tier keeps `value_tier` too).
-    fn list_column(&self) -> Option<&'static str> {
+    /// Which columns of `customer_list` this aspect keeps, if any.
+    fn list_keeper(&self) -> Option<Keeper> {
         match self.aspect {
-            Aspect::Tier => Some("tier_facets"),
-            Aspect::Risk => Some("risk_facets"),
+            Aspect::Tier => Some(Keeper::Tier),
+            Aspect::Risk => Some(Keeper::Risk),
             Aspect::FollowUps => None,
         }
     }
@@ -440,7 +439,7 @@ impl Insight {
             if e.output_dirty {
                 rows.push((*id, &e.output, e.evaluated_on));
             }
-            if e.list_dirty && self.list_column().is_some() {
+            if e.list_dirty && self.list_keeper().is_some() {
                 list.insert(*id, e.output.list_part());
             }
             for (seq, o, on) in &e.history {
@@ -460,8 +459,8 @@ impl Insight {
             .await?;
         }
         match self.aspect {
-            Aspect::Tier => write_tiers(tx, &rows, &history, entries, &version).await?,
-            Aspect::Risk => write_risks(tx, &rows, &history, entries, &version).await?,
+            Aspect::Tier => write_tiers(tx, &rows, &history, &version).await?,
+            Aspect::Risk => write_risks(tx, &rows, &history, &version).await?,
             Aspect::FollowUps => write_follow_ups(tx, &rows, &version).await?,
         }
         entries.clear();
@@ -489,7 +488,6 @@ async fn write_tiers(
     tx: &mut Transaction<'static, Postgres>,
     rows: &[(Uuid, &Output, NaiveDate)],
     history: &[(Uuid, i64, &Output, NaiveDate)],
-    _entries: &HashMap<Uuid, Entry>,
     version: &str,
 ) -> Result<(), ProjectionError> {
     let mut c = TierCols::default();
@@ -574,7 +572,6 @@ async fn write_risks(
     tx: &mut Transaction<'static, Postgres>,
     rows: &[(Uuid, &Output, NaiveDate)],
     history: &[(Uuid, i64, &Output, NaiveDate)],
-    _entries: &HashMap<Uuid, Entry>,
     version: &str,
 ) -> Result<(), ProjectionError> {
     let (mut id, mut level, mut rank, mut signals, mut reasons, mut on, mut changed, mut state) = (
@@ -769,8 +766,8 @@ impl Projection for Insight {
             self.evaluate(entry, &rules, on, r.seq);
         }
         self.flush(tx, &mut entries, &rules, &mut list).await?;
-        if let Some(column) = self.list_column() {
-            write_list_parts(tx, column, &list).await?;
+        if let Some(keeper) = self.list_keeper() {
+            write_list_parts(tx, keeper, &list).await?;
         }
         self.save_clock(tx, &clock).await?;
         Ok(())
@@ -796,10 +793,8 @@ impl Projection for Insight {
                 .execute(&mut **tx)
                 .await?;
         }
-        match self.aspect {
-            Aspect::Tier => clear_columns(tx, "value_tier = NULL, tier_facets = NULL").await?,
-            Aspect::Risk => clear_columns(tx, "risk_facets = NULL").await?,
-            Aspect::FollowUps => {}
+        if let Some(keeper) = self.list_keeper() {
+            clear_columns(tx, keeper).await?;
         }
         *self.rules_cache.lock().expect("rules cache poisoned") = None;
         Ok(())

@@ -330,15 +330,52 @@ pub fn base_facets(
     f
 }
 
-/// Sets the columns one projector keeps in `customer_list` back to NULL (its
-/// reset), locking the rows in customer_id order like every writer.
+/// The projectors that keep `customer_list`, each its own columns of a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keeper {
+    Current,
+    Tier,
+    Risk,
+}
+
+impl Keeper {
+    /// The columns of `customer_list` it keeps; the facets column last.
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            Keeper::Current => &[
+                "archived",
+                "name_key",
+                "created_at",
+                "updated_at",
+                "owner",
+                "region",
+                "base_facets",
+            ],
+            Keeper::Tier => &["value_tier", "tier_facets"],
+            Keeper::Risk => &["risk_facets"],
+        }
+    }
+
+    fn facets_column(self) -> &'static str {
+        self.columns().last().copied().unwrap_or_default()
+    }
+}
+
+/// Sets the columns `keeper` keeps back to NULL (its reset), locking the
+/// rows in customer_id order like every writer.
 pub(crate) async fn clear_columns(
     tx: &mut Transaction<'static, Postgres>,
-    assignments: &str,
+    keeper: Keeper,
 ) -> Result<(), ProjectionError> {
+    let assignments: Vec<String> = keeper
+        .columns()
+        .iter()
+        .map(|c| format!("{c} = NULL"))
+        .collect();
     sqlx::query(&format!(
-        "UPDATE customer_list SET {assignments} WHERE customer_id IN
-             (SELECT customer_id FROM customer_list ORDER BY customer_id FOR UPDATE)"
+        "UPDATE customer_list SET {} WHERE customer_id IN
+             (SELECT customer_id FROM customer_list ORDER BY customer_id FOR UPDATE)",
+        assignments.join(", ")
     ))
     .execute(&mut **tx)
     .await?;
@@ -353,12 +390,12 @@ pub(crate) struct ListPart {
     pub facets: Vec<String>,
 }
 
-/// Writes one insight projector's part of `customer_list` (`value_tier` and
+/// Writes an insight projector's part of `customer_list` (`value_tier` and
 /// `tier_facets`, or `risk_facets`) for the customers in `parts`, in
 /// customer_id order.
 pub(crate) async fn write_list_parts(
     tx: &mut Transaction<'static, Postgres>,
-    facets_column: &'static str,
+    keeper: Keeper,
     parts: &BTreeMap<Uuid, ListPart>,
 ) -> Result<(), ProjectionError> {
     if parts.is_empty() {
@@ -370,20 +407,18 @@ pub(crate) async fn write_list_parts(
         .values()
         .map(|p| p.facets.join(&TERM_SEP.to_string()))
         .collect();
-    let tier_too = facets_column == "tier_facets";
+    let facets = keeper.facets_column();
+    let (tier_col, tier_val, tier_set) = if keeper == Keeper::Tier {
+        (", value_tier", ", vt", ", value_tier = excluded.value_tier")
+    } else {
+        ("", "", "")
+    };
     sqlx::query(&format!(
-        "INSERT INTO customer_list (customer_id, {facets_column}{tier_col})
+        "INSERT INTO customer_list (customer_id, {facets}{tier_col})
          SELECT id, CASE WHEN f = '' THEN '{{}}'::text[] ELSE string_to_array(f, $3) END{tier_val}
          FROM unnest($1::uuid[], $2::text[], $4::text[]) AS t(id, f, vt)
          ORDER BY id
-         ON CONFLICT (customer_id) DO UPDATE SET {facets_column} = excluded.{facets_column}{tier_set}",
-        tier_col = if tier_too { ", value_tier" } else { "" },
-        tier_val = if tier_too { ", vt" } else { "" },
-        tier_set = if tier_too {
-            ", value_tier = excluded.value_tier"
-        } else {
-            ""
-        },
+         ON CONFLICT (customer_id) DO UPDATE SET {facets} = excluded.{facets}{tier_set}"
     ))
     .bind(&ids)
     .bind(&joined)
