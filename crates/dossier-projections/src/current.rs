@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::list::{base_facets, name_key, search_terms, TERM_SEP};
+use crate::list::{base_facets, name_key, search_terms, CurrentListCols, TERM_SEP};
 use crate::{Projection, ProjectionError};
 
 pub struct CustomerCurrent {
@@ -23,7 +23,8 @@ impl CustomerCurrent {
     }
 }
 
-struct Tracked {
+/// One customer's current state as the projector keeps it.
+pub(crate) struct Tracked {
     state: Customer,
     erased: bool,
     version: i64,
@@ -45,6 +46,32 @@ pub fn domain_event(
     let erased = open_payload(&mut payload, r.stream_id, key).map_err(|e| bad(e.to_string()))?;
     let event = decode(&r.event_type, r.schema_version, payload).map_err(|e| bad(e.to_string()))?;
     Ok((event, erased))
+}
+
+impl Tracked {
+    /// Before the customer's first event.
+    pub(crate) fn new(first: &StoredEvent) -> Tracked {
+        Tracked {
+            state: Customer::default(),
+            erased: false,
+            version: 0,
+            last_seq: 0,
+            last_hash: Vec::new(),
+            created_at: first.record.recorded_at.get(),
+            updated_at: first.record.recorded_at.get(),
+        }
+    }
+
+    /// Folds in the customer's next event, decoded.
+    pub(crate) fn apply(&mut self, e: &StoredEvent, event: &dossier_domain::Event, erased: bool) {
+        let r = &e.record;
+        self.state = evolve(std::mem::take(&mut self.state), event);
+        self.erased |= erased;
+        self.version = r.stream_version;
+        self.last_seq = r.seq;
+        self.last_hash = e.hash.0.to_vec();
+        self.updated_at = r.recorded_at.get();
+    }
 }
 
 impl Projection for CustomerCurrent {
@@ -93,151 +120,19 @@ impl Projection for CustomerCurrent {
             let r = &e.record;
             let key = keys.get(&r.stream_id).and_then(Option::as_ref);
             let (event, erased) = domain_event(e, key)?;
-            let row = rows.entry(r.stream_id).or_insert_with(|| Tracked {
-                state: Customer::default(),
-                erased: false,
-                version: 0,
-                last_seq: 0,
-                last_hash: Vec::new(),
-                created_at: r.recorded_at.get(),
-                updated_at: r.recorded_at.get(),
-            });
-            row.state = evolve(std::mem::take(&mut row.state), &event);
-            row.erased |= erased;
-            row.version = r.stream_version;
-            row.last_seq = r.seq;
-            row.last_hash = e.hash.0.to_vec();
-            row.updated_at = r.recorded_at.get();
+            rows.entry(r.stream_id)
+                .or_insert_with(|| Tracked::new(e))
+                .apply(e, &event, erased);
         }
         // In customer_id order: the list rows are shared with the insight
         // projectors, and locking them in one order never deadlocks.
         let mut rows: Vec<(Uuid, Tracked)> = rows.into_iter().collect();
         rows.sort_unstable_by_key(|(id, _)| *id);
         let mut cols = Cols::default();
-        for (id, row) in rows {
-            let Some(kind) = row.state.kind else { continue };
-            let doc = customer_json(&row.state);
-            let text = |f: Field| row.state.details.get(&f).map(|v| v.as_str().to_owned());
-            cols.id.push(id);
-            cols.kind.push(kind.as_str().to_owned());
-            cols.name.push(text(Field::Name));
-            cols.owner.push(row.state.owner.clone());
-            cols.region.push(text(Field::Region));
-            cols.industry.push(text(Field::Industry));
-            let (name, phone, email, code) = (
-                text(Field::Name),
-                text(Field::Phone),
-                text(Field::Email),
-                text(Field::CreditCode),
-            );
-            let terms = search_terms(
-                name.as_deref(),
-                phone.as_deref(),
-                email.as_deref(),
-                code.as_deref(),
-            );
-            let key = name_key(name.as_deref());
-            let tags: Vec<String> = row.state.tags.iter().cloned().collect();
-            let facets = base_facets(
-                kind.as_str(),
-                text(Field::Industry).as_deref(),
-                &tags,
-                &terms,
-                &key,
-            );
-            cols.facets.push(facets.join(&TERM_SEP.to_string()));
-            cols.name_key.push(key);
-            cols.phone.push(phone);
-            cols.email.push(email);
-            cols.credit_code.push(code);
-            cols.archived.push(row.state.archived);
-            cols.erased.push(row.erased);
-            cols.details.push(doc["details"].to_string());
-            cols.contacts.push(doc["contacts"].to_string());
-            cols.file.push(doc.to_string());
-            cols.tags.push(tags.join(&TERM_SEP.to_string()));
-            cols.national_id.push(text(Field::NationalId));
-            cols.merged_into.push(row.state.merged_into);
-            cols.version.push(row.version);
-            cols.last_seq.push(row.last_seq);
-            cols.last_hash.push(row.last_hash);
-            cols.created_at.push(row.created_at);
-            cols.updated_at.push(row.updated_at);
+        for (id, row) in &rows {
+            cols.push(*id, row);
         }
-        sqlx::query(
-            "INSERT INTO customer_current (customer_id, kind, display_name, owner, region, industry, archived, erased,
-                                           details, contacts, version, last_seq, last_hash, created_at, updated_at,
-                                           phone, email, credit_code, file, tags, national_id, merged_into)
-             SELECT id, kind, name, owner, region, industry, archived, erased, details::jsonb, contacts::jsonb,
-                    version, last_seq, last_hash, created_at, updated_at, phone, email, credit_code,
-                    file::jsonb, CASE WHEN tg = '' THEN '{}'::text[] ELSE string_to_array(tg, $19) END, nid, mi
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
-                         $8::bool[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[],
-                         $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[],
-                         $20::text[], $21::text[], $22::text[], $23::uuid[])
-                  AS t(id, kind, name, owner, region, industry, archived, erased, details, contacts, version,
-                       last_seq, last_hash, created_at, updated_at, phone, email, credit_code, file, tg,
-                       nid, mi)
-             ON CONFLICT (customer_id) DO UPDATE SET
-                 kind = excluded.kind, display_name = excluded.display_name, owner = excluded.owner,
-                 region = excluded.region, industry = excluded.industry, archived = excluded.archived,
-                 erased = excluded.erased, details = excluded.details, contacts = excluded.contacts,
-                 version = excluded.version, last_seq = excluded.last_seq, last_hash = excluded.last_hash,
-                 updated_at = excluded.updated_at, phone = excluded.phone, email = excluded.email,
-                 credit_code = excluded.credit_code,
-                 file = excluded.file, tags = excluded.tags, national_id = excluded.national_id,
-                 merged_into = excluded.merged_into",
-        )
-        .bind(&cols.id)
-        .bind(&cols.kind)
-        .bind(&cols.name)
-        .bind(&cols.owner)
-        .bind(&cols.region)
-        .bind(&cols.industry)
-        .bind(&cols.archived)
-        .bind(&cols.erased)
-        .bind(&cols.details)
-        .bind(&cols.contacts)
-        .bind(&cols.version)
-        .bind(&cols.last_seq)
-        .bind(&cols.last_hash)
-        .bind(&cols.created_at)
-        .bind(&cols.updated_at)
-        .bind(&cols.phone)
-        .bind(&cols.email)
-        .bind(&cols.credit_code)
-        .bind(TERM_SEP.to_string())
-        .bind(&cols.file)
-        .bind(&cols.tags)
-        .bind(&cols.national_id)
-        .bind(&cols.merged_into)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO customer_list (customer_id, archived, name_key, created_at, updated_at, owner, region,
-                                        base_facets)
-             SELECT id, archived, nk, created_at, updated_at, owner, region, string_to_array(f, $9)
-             FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
-                         $7::text[], $8::text[])
-                  AS t(id, archived, nk, created_at, updated_at, owner, region, f)
-             ORDER BY id
-             ON CONFLICT (customer_id) DO UPDATE SET archived = excluded.archived,
-                 name_key = excluded.name_key, created_at = excluded.created_at,
-                 updated_at = excluded.updated_at, owner = excluded.owner, region = excluded.region,
-                 base_facets = excluded.base_facets",
-        )
-        .bind(&cols.id)
-        .bind(&cols.archived)
-        .bind(&cols.name_key)
-        .bind(&cols.created_at)
-        .bind(&cols.updated_at)
-        .bind(&cols.owner)
-        .bind(&cols.region)
-        .bind(&cols.facets)
-        .bind(TERM_SEP.to_string())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        write_rows(tx, &cols, true).await
     }
 
     async fn reset(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), ProjectionError> {
@@ -249,8 +144,170 @@ impl Projection for CustomerCurrent {
     }
 }
 
+impl Cols {
+    /// Adds a customer's row (none before its registration).
+    pub(crate) fn push(&mut self, id: Uuid, row: &Tracked) {
+        let cols = self;
+        let Some(kind) = row.state.kind else { return };
+        let doc = customer_json(&row.state);
+        let text = |f: Field| row.state.details.get(&f).map(|v| v.as_str().to_owned());
+        cols.id.push(id);
+        cols.kind.push(kind.as_str().to_owned());
+        cols.name.push(text(Field::Name));
+        cols.owner.push(row.state.owner.clone());
+        cols.region.push(text(Field::Region));
+        cols.industry.push(text(Field::Industry));
+        let (name, phone, email, code) = (
+            text(Field::Name),
+            text(Field::Phone),
+            text(Field::Email),
+            text(Field::CreditCode),
+        );
+        let terms = search_terms(
+            name.as_deref(),
+            phone.as_deref(),
+            email.as_deref(),
+            code.as_deref(),
+        );
+        let key = name_key(name.as_deref());
+        let tags: Vec<String> = row.state.tags.iter().cloned().collect();
+        let facets = base_facets(
+            kind.as_str(),
+            text(Field::Industry).as_deref(),
+            &tags,
+            &terms,
+            &key,
+        );
+        cols.facets.push(facets.join(&TERM_SEP.to_string()));
+        cols.name_key.push(key);
+        cols.phone.push(phone);
+        cols.email.push(email);
+        cols.credit_code.push(code);
+        cols.archived.push(row.state.archived);
+        cols.erased.push(row.erased);
+        cols.details.push(doc["details"].to_string());
+        cols.contacts.push(doc["contacts"].to_string());
+        cols.file.push(doc.to_string());
+        cols.tags.push(tags.join(&TERM_SEP.to_string()));
+        cols.national_id.push(text(Field::NationalId));
+        cols.merged_into.push(row.state.merged_into);
+        cols.version.push(row.version);
+        cols.last_seq.push(row.last_seq);
+        cols.last_hash.push(row.last_hash.clone());
+        cols.created_at.push(row.created_at);
+        cols.updated_at.push(row.updated_at);
+    }
+}
+
+impl Cols {
+    /// The customer_list columns of the row at `i`.
+    pub(crate) fn list_cols(&self, i: usize) -> CurrentListCols {
+        CurrentListCols {
+            archived: self.archived[i],
+            name_key: self.name_key[i].clone(),
+            created_at: self.created_at[i],
+            updated_at: self.updated_at[i],
+            owner: self.owner[i].clone(),
+            region: self.region[i].clone(),
+            base_facets: self.facets[i].clone(),
+        }
+    }
+
+    /// The customer of the row at `i`, if there is one.
+    pub(crate) fn id_at(&self, i: usize) -> Option<Uuid> {
+        self.id.get(i).copied()
+    }
+}
+
+/// Upserts the rows in `cols` into customer_current and, with `list`, their
+/// columns of customer_list.
+pub(crate) async fn write_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    cols: &Cols,
+    list: bool,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO customer_current (customer_id, kind, display_name, owner, region, industry, archived, erased,
+                                       details, contacts, version, last_seq, last_hash, created_at, updated_at,
+                                       phone, email, credit_code, file, tags, national_id, merged_into)
+         SELECT id, kind, name, owner, region, industry, archived, erased, details::jsonb, contacts::jsonb,
+                version, last_seq, last_hash, created_at, updated_at, phone, email, credit_code,
+                file::jsonb, CASE WHEN tg = '' THEN '{}'::text[] ELSE string_to_array(tg, $19) END, nid, mi
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                     $8::bool[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[],
+                     $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[],
+                     $20::text[], $21::text[], $22::text[], $23::uuid[])
+              AS t(id, kind, name, owner, region, industry, archived, erased, details, contacts, version,
+                   last_seq, last_hash, created_at, updated_at, phone, email, credit_code, file, tg,
+                   nid, mi)
+         ON CONFLICT (customer_id) DO UPDATE SET
+             kind = excluded.kind, display_name = excluded.display_name, owner = excluded.owner,
+             region = excluded.region, industry = excluded.industry, archived = excluded.archived,
+             erased = excluded.erased, details = excluded.details, contacts = excluded.contacts,
+             version = excluded.version, last_seq = excluded.last_seq, last_hash = excluded.last_hash,
+             updated_at = excluded.updated_at, phone = excluded.phone, email = excluded.email,
+             credit_code = excluded.credit_code,
+             file = excluded.file, tags = excluded.tags, national_id = excluded.national_id,
+             merged_into = excluded.merged_into",
+    )
+    .bind(&cols.id)
+    .bind(&cols.kind)
+    .bind(&cols.name)
+    .bind(&cols.owner)
+    .bind(&cols.region)
+    .bind(&cols.industry)
+    .bind(&cols.archived)
+    .bind(&cols.erased)
+    .bind(&cols.details)
+    .bind(&cols.contacts)
+    .bind(&cols.version)
+    .bind(&cols.last_seq)
+    .bind(&cols.last_hash)
+    .bind(&cols.created_at)
+    .bind(&cols.updated_at)
+    .bind(&cols.phone)
+    .bind(&cols.email)
+    .bind(&cols.credit_code)
+    .bind(TERM_SEP.to_string())
+    .bind(&cols.file)
+    .bind(&cols.tags)
+    .bind(&cols.national_id)
+    .bind(&cols.merged_into)
+    .execute(&mut **tx)
+    .await?;
+    if !list {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO customer_list (customer_id, archived, name_key, created_at, updated_at, owner, region,
+                                    base_facets)
+         SELECT id, archived, nk, created_at, updated_at, owner, region, string_to_array(f, $9)
+         FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
+                     $7::text[], $8::text[])
+              AS t(id, archived, nk, created_at, updated_at, owner, region, f)
+         ORDER BY id
+         ON CONFLICT (customer_id) DO UPDATE SET archived = excluded.archived,
+             name_key = excluded.name_key, created_at = excluded.created_at,
+             updated_at = excluded.updated_at, owner = excluded.owner, region = excluded.region,
+             base_facets = excluded.base_facets",
+    )
+    .bind(&cols.id)
+    .bind(&cols.archived)
+    .bind(&cols.name_key)
+    .bind(&cols.created_at)
+    .bind(&cols.updated_at)
+    .bind(&cols.owner)
+    .bind(&cols.region)
+    .bind(&cols.facets)
+    .bind(TERM_SEP.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// customer_current rows (and their customer_list columns) as column arrays.
 #[derive(Default)]
-struct Cols {
+pub(crate) struct Cols {
     id: Vec<Uuid>,
     kind: Vec<String>,
     name: Vec<Option<String>>,

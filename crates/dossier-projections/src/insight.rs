@@ -46,6 +46,85 @@ impl Aspect {
             Aspect::FollowUps => "follow_ups",
         }
     }
+
+    /// Which columns of `customer_list` this aspect keeps, if any.
+    pub(crate) fn list_keeper(self) -> Option<Keeper> {
+        match self {
+            Aspect::Tier => Some(Keeper::Tier),
+            Aspect::Risk => Some(Keeper::Risk),
+            Aspect::FollowUps => None,
+        }
+    }
+
+    /// The part of an assessment this aspect keeps.
+    pub(crate) fn output(self, a: &Assessment, facts: &Facts) -> Output {
+        match self {
+            Aspect::Tier => Output::Tier(a.tier.clone()),
+            Aspect::Risk => Output::Risk(a.risk.clone()),
+            Aspect::FollowUps => Output::FollowUps(
+                if facts.archived || facts.merged_into.is_some() {
+                    Vec::new()
+                } else {
+                    a.follow_ups.clone()
+                },
+                facts.owner.clone(),
+            ),
+        }
+    }
+
+    /// Whether a change from `before` to `after` is a change of classification
+    /// (a history row), not just of its inputs.
+    fn is_reclassification(self, before: &Output, after: &Output) -> bool {
+        match (before, after) {
+            (Output::Tier(a), Output::Tier(b)) => {
+                (a.value_tier, a.importance, a.importance_source, a.lifecycle)
+                    != (b.value_tier, b.importance, b.importance_source, b.lifecycle)
+            }
+            (Output::Risk(a), Output::Risk(b)) => {
+                let key = |r: &Risk| {
+                    (
+                        r.level,
+                        r.reasons
+                            .iter()
+                            .map(|x| (x.signal, x.severity))
+                            .collect::<Vec<_>>(),
+                    )
+                };
+                key(a) != key(b)
+            }
+            (Output::None, Output::Tier(_) | Output::Risk(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Takes a new evaluation's output (under rules `version`, at `on`,
+    /// caused by `seq`) into the slot: a history row if it reclassifies, a
+    /// write if anything changed.
+    pub(crate) fn settle(
+        self,
+        slot: &mut Slot,
+        after: Output,
+        version: &str,
+        on: NaiveDate,
+        seq: i64,
+    ) {
+        let version_changed = slot.rules_version.as_deref() != Some(version);
+        if after != slot.output || version_changed {
+            if self.is_reclassification(&slot.output, &after) {
+                slot.history
+                    .push((seq, after.clone(), on, version.to_owned()));
+            }
+            if slot.output.list_part() != after.list_part() {
+                slot.list_dirty = true;
+            }
+            slot.output = after;
+            slot.rules_version = Some(version.to_owned());
+            // The date of the evaluation that produced the stored output: set
+            // only with it, or it would depend on where batches end.
+            slot.evaluated_on = on;
+            slot.output_dirty = true;
+        }
+    }
 }
 
 /// Customers re-evaluated per statement during an evaluation run.
@@ -61,26 +140,96 @@ pub struct Insight {
 
 /// The projector's clock and rules: part of its state, rebuilt from the log.
 #[derive(Clone, Debug)]
-struct Clock {
-    evaluated_on: Option<NaiveDate>,
+pub(crate) struct Clock {
+    pub(crate) evaluated_on: Option<NaiveDate>,
     rules_seq: i64,
     rules_version: Option<String>,
     rules_text: Option<String>,
+}
+
+impl Clock {
+    /// Before the first event: no date, the built-in rules.
+    pub(crate) fn start() -> Clock {
+        Clock {
+            evaluated_on: None,
+            rules_seq: 0,
+            rules_version: None,
+            rules_text: None,
+        }
+    }
+
+    /// The projector's date only moves forward: the latest of the evaluation
+    /// runs and of the business dates of the events applied so far.
+    pub(crate) fn advance(&mut self, date: NaiveDate) {
+        self.evaluated_on = Some(self.evaluated_on.map_or(date, |d| d.max(date)));
+    }
+
+    /// Takes in a system event at `seq`; true if it adopted new rules.
+    pub(crate) fn take(&mut self, seq: i64, event: SystemEvent) -> bool {
+        match event {
+            SystemEvent::EvaluationDate { date } => {
+                self.advance(date);
+                false
+            }
+            SystemEvent::RulesAdopted { version, text, .. } => {
+                self.rules_seq = seq;
+                self.rules_version = Some(version);
+                self.rules_text = Some(text);
+                true
+            }
+        }
+    }
+
+    /// The rules in force.
+    pub(crate) fn parse_rules(&self) -> Result<Rules, ProjectionError> {
+        match &self.rules_text {
+            None => Ok(Rules::defaults()),
+            Some(text) => Rules::parse(text).map_err(|e| ProjectionError::BadEvent {
+                seq: self.rules_seq,
+                reason: format!("adopted rules do not parse: {e}"),
+            }),
+        }
+    }
 }
 
 /// One customer's facts and the output last written for it.
 struct Entry {
     facts: Facts,
     facts_dirty: bool,
-    output: Output,
-    /// The rules version the stored output was evaluated under.
-    rules_version: Option<String>,
-    output_dirty: bool,
+    slot: Slot,
+}
+
+/// What one aspect keeps for one customer, and what changed since it was
+/// last written.
+pub(crate) struct Slot {
+    pub(crate) output: Output,
+    /// The rules version the output was evaluated under.
+    pub(crate) rules_version: Option<String>,
+    /// The date of the evaluation that produced the output.
+    pub(crate) evaluated_on: NaiveDate,
+    pub(crate) output_dirty: bool,
     /// The output's list facets changed (customer_list needs a write).
-    list_dirty: bool,
-    /// History rows to insert: (seq, output, evaluation date).
-    history: Vec<(i64, Output, NaiveDate)>,
-    evaluated_on: NaiveDate,
+    pub(crate) list_dirty: bool,
+    /// History rows to insert: (seq, output, evaluation date, rules version).
+    pub(crate) history: Vec<(i64, Output, NaiveDate, String)>,
+}
+
+impl Slot {
+    fn stored(output: Output, rules_version: Option<String>, evaluated_on: NaiveDate) -> Slot {
+        Slot {
+            output,
+            rules_version,
+            evaluated_on,
+            output_dirty: false,
+            list_dirty: false,
+            history: Vec::new(),
+        }
+    }
+
+    /// Nothing evaluated yet.
+    pub(crate) fn empty() -> Slot {
+        Slot::stored(Output::None, None, NaiveDate::MIN)
+    }
 }
 
 /// A stored output: what, under which rules version, evaluated when.
@@ -88,7 +237,7 @@ type Stored = (Output, Option<String>, NaiveDate);
 
 /// What an aspect stores for one customer.
 #[derive(Clone, Debug, PartialEq)]
-enum Output {
+pub(crate) enum Output {
     None,
     Tier(Tier),
     Risk(Risk),
@@ -98,7 +247,7 @@ enum Output {
 impl Output {
     /// What the customer list filters on (`customer_list.value_tier` and
     /// `tier_facets`, or `risk_facets`).
-    fn list_part(&self) -> ListPart {
+    pub(crate) fn list_part(&self) -> ListPart {
         match self {
             Output::Tier(t) => ListPart {
                 value_tier: Some(t.value_tier.as_str().to_owned()),
@@ -142,84 +291,16 @@ impl Insight {
                 return Ok(rules.clone());
             }
         }
-        let rules = match &clock.rules_text {
-            None => Rules::defaults(),
-            Some(text) => Rules::parse(text).map_err(|e| ProjectionError::BadEvent {
-                seq: clock.rules_seq,
-                reason: format!("adopted rules do not parse: {e}"),
-            })?,
-        };
+        let rules = clock.parse_rules()?;
         *cache = Some((clock.rules_seq, rules.clone()));
         Ok(rules)
     }
 
-    /// Which columns of `customer_list` this aspect keeps, if any.
-    fn list_keeper(&self) -> Option<Keeper> {
-        match self.aspect {
-            Aspect::Tier => Some(Keeper::Tier),
-            Aspect::Risk => Some(Keeper::Risk),
-            Aspect::FollowUps => None,
-        }
-    }
-
-    /// The part of an assessment this aspect keeps.
-    fn output(&self, a: Assessment, facts: &Facts) -> Output {
-        match self.aspect {
-            Aspect::Tier => Output::Tier(a.tier),
-            Aspect::Risk => Output::Risk(a.risk),
-            Aspect::FollowUps => Output::FollowUps(
-                if facts.archived || facts.merged_into.is_some() {
-                    Vec::new()
-                } else {
-                    a.follow_ups
-                },
-                facts.owner.clone(),
-            ),
-        }
-    }
-
-    /// Whether a change from `before` to `after` is a change of classification
-    /// (a history row), not just of its inputs.
-    fn is_reclassification(&self, before: &Output, after: &Output) -> bool {
-        match (before, after) {
-            (Output::Tier(a), Output::Tier(b)) => {
-                (a.value_tier, a.importance, a.importance_source, a.lifecycle)
-                    != (b.value_tier, b.importance, b.importance_source, b.lifecycle)
-            }
-            (Output::Risk(a), Output::Risk(b)) => {
-                let key = |r: &Risk| {
-                    (
-                        r.level,
-                        r.reasons
-                            .iter()
-                            .map(|x| (x.signal, x.severity))
-                            .collect::<Vec<_>>(),
-                    )
-                };
-                key(a) != key(b)
-            }
-            (Output::None, Output::Tier(_) | Output::Risk(_)) => true,
-            _ => false,
-        }
-    }
-
     fn evaluate(&self, entry: &mut Entry, rules: &Rules, on: NaiveDate, seq: i64) {
-        let after = self.output(assess(&entry.facts, rules, on), &entry.facts);
-        let version_changed = entry.rules_version.as_deref() != Some(rules.version());
-        if after != entry.output || version_changed {
-            if self.is_reclassification(&entry.output, &after) {
-                entry.history.push((seq, after.clone(), on));
-            }
-            if entry.output.list_part() != after.list_part() {
-                entry.list_dirty = true;
-            }
-            entry.output = after;
-            entry.rules_version = Some(rules.version().to_owned());
-            // The date of the evaluation that produced the stored output: set
-            // only with it, or it would depend on where batches end.
-            entry.evaluated_on = on;
-            entry.output_dirty = true;
-        }
+        let a = assess(&entry.facts, rules, on);
+        let after = self.aspect.output(&a, &entry.facts);
+        self.aspect
+            .settle(&mut entry.slot, after, rules.version(), on, seq);
     }
 
     async fn load_clock(
@@ -233,12 +314,7 @@ impl Insight {
         .fetch_optional(&mut **tx)
         .await?;
         Ok(match row {
-            None => Clock {
-                evaluated_on: None,
-                rules_seq: 0,
-                rules_version: None,
-                rules_text: None,
-            },
+            None => Clock::start(),
             Some(r) => Clock {
                 evaluated_on: r.get("evaluated_on"),
                 rules_seq: r.get::<Option<i64>, _>("rules_seq").unwrap_or(0),
@@ -246,28 +322,6 @@ impl Insight {
                 rules_text: r.get("rules_text"),
             },
         })
-    }
-
-    async fn save_clock(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        c: &Clock,
-    ) -> Result<(), ProjectionError> {
-        sqlx::query(
-            "INSERT INTO insight_state (projection, evaluated_on, rules_version, rules_text, rules_seq)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (projection) DO UPDATE SET evaluated_on = excluded.evaluated_on,
-                 rules_version = excluded.rules_version, rules_text = excluded.rules_text,
-                 rules_seq = excluded.rules_seq",
-        )
-        .bind(self.aspect.name())
-        .bind(c.evaluated_on)
-        .bind(&c.rules_version)
-        .bind(&c.rules_text)
-        .bind(c.rules_seq)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 
     /// Loads the entries of `ids` not yet in `entries`.
@@ -287,7 +341,7 @@ impl Insight {
         }
         let mut outputs = self.load_outputs(tx, &missing).await?;
         for r in sqlx::query(
-            "SELECT customer_id, facts::text AS facts FROM insight_facts
+            "SELECT customer_id, facts FROM insight_facts
              WHERE projection = $1 AND customer_id = ANY($2)",
         )
         .bind(self.aspect.name())
@@ -302,21 +356,18 @@ impl Insight {
                     reason: format!("stored facts of {id} do not parse: {e}"),
                 }
             })?;
-            let (output, rules_version, evaluated_on) =
-                outputs
-                    .remove(&id)
-                    .unwrap_or((Output::None, None, NaiveDate::MIN));
+            let slot = match outputs.remove(&id) {
+                Some((output, rules_version, evaluated_on)) => {
+                    Slot::stored(output, rules_version, evaluated_on)
+                }
+                None => Slot::empty(),
+            };
             entries.insert(
                 id,
                 Entry {
                     facts,
                     facts_dirty: false,
-                    output,
-                    rules_version,
-                    output_dirty: false,
-                    list_dirty: false,
-                    history: Vec::new(),
-                    evaluated_on,
+                    slot,
                 },
             );
         }
@@ -324,12 +375,7 @@ impl Insight {
             entries.entry(id).or_insert_with(|| Entry {
                 facts: Facts::default(),
                 facts_dirty: false,
-                output: Output::None,
-                rules_version: None,
-                output_dirty: false,
-                list_dirty: false,
-                history: Vec::new(),
-                evaluated_on: NaiveDate::MIN,
+                slot: Slot::empty(),
             });
         }
         Ok(())
@@ -421,86 +467,154 @@ impl Insight {
         rules: &Rules,
         list: &mut BTreeMap<Uuid, ListPart>,
     ) -> Result<(), ProjectionError> {
-        let name = self.aspect.name();
-        let version = rules.version().to_owned();
+        let version = rules.version();
         let (mut f_ids, mut f_docs) = (Vec::new(), Vec::new());
-        let mut rows: Vec<(Uuid, &Output, NaiveDate)> = Vec::new();
-        let mut history: Vec<(Uuid, i64, &Output, NaiveDate)> = Vec::new();
+        let mut rows = Vec::new();
+        let mut history = Vec::new();
         for (id, e) in entries.iter() {
             if e.facts_dirty {
                 f_ids.push(*id);
-                f_docs.push(serde_json::to_string(&e.facts).map_err(|e| {
-                    ProjectionError::BadEvent {
-                        seq: 0,
-                        reason: format!("facts do not serialise: {e}"),
-                    }
-                })?);
+                f_docs.push(facts_json(&e.facts)?);
             }
-            if e.output_dirty {
-                rows.push((*id, &e.output, e.evaluated_on));
+            if e.slot.output_dirty {
+                rows.push(OutRow {
+                    id: *id,
+                    output: &e.slot.output,
+                    on: e.slot.evaluated_on,
+                    version,
+                    // History seqs only grow: the last is this write's newest.
+                    changed_seq: e.slot.history.last().map(|h| h.0),
+                });
             }
-            if e.list_dirty && self.list_keeper().is_some() {
-                list.insert(*id, e.output.list_part());
+            if e.slot.list_dirty && self.aspect.list_keeper().is_some() {
+                list.insert(*id, e.slot.output.list_part());
             }
-            for (seq, o, on) in &e.history {
-                history.push((*id, *seq, o, *on));
+            for (seq, output, on, version) in &e.slot.history {
+                history.push(HistoryRow {
+                    id: *id,
+                    seq: *seq,
+                    output,
+                    on: *on,
+                    version,
+                });
             }
         }
-        if !f_ids.is_empty() {
-            sqlx::query(
-                "INSERT INTO insight_facts (projection, customer_id, facts)
-                 SELECT $1, id, f::jsonb FROM unnest($2::uuid[], $3::text[]) AS t(id, f)
-                 ON CONFLICT (projection, customer_id) DO UPDATE SET facts = excluded.facts",
-            )
-            .bind(name)
-            .bind(&f_ids)
-            .bind(&f_docs)
-            .execute(&mut **tx)
-            .await?;
-        }
-        match self.aspect {
-            Aspect::Tier => write_tiers(tx, &rows, &history, &version).await?,
-            Aspect::Risk => write_risks(tx, &rows, &history, &version).await?,
-            Aspect::FollowUps => write_follow_ups(tx, &rows, &version).await?,
-        }
+        write_facts(tx, self.aspect, &f_ids, &f_docs).await?;
+        write_outputs(tx, self.aspect, &rows, &history, false).await?;
         entries.clear();
         Ok(())
     }
 }
 
-/// The projector's date only moves forward: the latest of the evaluation
-/// runs and of the business dates of the events applied so far.
-fn advance(clock: &mut Clock, date: NaiveDate) {
-    clock.evaluated_on = Some(clock.evaluated_on.map_or(date, |d| d.max(date)));
+/// A read-model row to write: a customer's output as last evaluated.
+pub(crate) struct OutRow<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) output: &'a Output,
+    pub(crate) on: NaiveDate,
+    pub(crate) version: &'a str,
+    /// The seq of the customer's newest history row, if one is written with
+    /// this row (otherwise the stored `changed_seq` is kept).
+    pub(crate) changed_seq: Option<i64>,
+}
+
+/// A history row to insert: a reclassification caused by `seq`.
+pub(crate) struct HistoryRow<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) seq: i64,
+    pub(crate) output: &'a Output,
+    pub(crate) on: NaiveDate,
+    pub(crate) version: &'a str,
+}
+
+pub(crate) fn facts_json(facts: &Facts) -> Result<String, ProjectionError> {
+    serde_json::to_string(facts).map_err(|e| ProjectionError::BadEvent {
+        seq: 0,
+        reason: format!("facts do not serialise: {e}"),
+    })
+}
+
+/// Upserts the facts `aspect` keeps for `ids`.
+pub(crate) async fn write_facts(
+    tx: &mut Transaction<'static, Postgres>,
+    aspect: Aspect,
+    ids: &[Uuid],
+    docs: &[String],
+) -> Result<(), ProjectionError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO insight_facts (projection, customer_id, facts)
+         SELECT $1, id, f FROM unnest($2::uuid[], $3::text[]) AS t(id, f)
+         ON CONFLICT (projection, customer_id) DO UPDATE SET facts = excluded.facts",
+    )
+    .bind(aspect.name())
+    .bind(ids)
+    .bind(docs)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes the rows and history rows of `aspect`'s read model; `fresh`: the
+/// tables were emptied in this transaction (nothing to replace).
+pub(crate) async fn write_outputs(
+    tx: &mut Transaction<'static, Postgres>,
+    aspect: Aspect,
+    rows: &[OutRow<'_>],
+    history: &[HistoryRow<'_>],
+    fresh: bool,
+) -> Result<(), ProjectionError> {
+    match aspect {
+        Aspect::Tier => write_tiers(tx, rows, history).await,
+        Aspect::Risk => write_risks(tx, rows, history).await,
+        Aspect::FollowUps => write_follow_ups(tx, rows, fresh).await,
+    }
+}
+
+/// The projectors' clock and rules, as stored for `aspect`.
+pub(crate) async fn write_clock(
+    tx: &mut Transaction<'static, Postgres>,
+    aspect: Aspect,
+    c: &Clock,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO insight_state (projection, evaluated_on, rules_version, rules_text, rules_seq)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (projection) DO UPDATE SET evaluated_on = excluded.evaluated_on,
+             rules_version = excluded.rules_version, rules_text = excluded.rules_text,
+             rules_seq = excluded.rules_seq",
+    )
+    .bind(aspect.name())
+    .bind(c.evaluated_on)
+    .bind(&c.rules_version)
+    .bind(&c.rules_text)
+    .bind(c.rules_seq)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
-/// The seq of the last history row of each customer written in this flush,
-/// or else the row's stored `changed_seq` is kept.
-fn changed_seq(history: &[(Uuid, i64, &Output, NaiveDate)], id: Uuid) -> Option<i64> {
-    history.iter().filter(|h| h.0 == id).map(|h| h.1).max()
-}
-
 async fn write_tiers(
     tx: &mut Transaction<'static, Postgres>,
-    rows: &[(Uuid, &Output, NaiveDate)],
-    history: &[(Uuid, i64, &Output, NaiveDate)],
-    version: &str,
+    rows: &[OutRow<'_>],
+    history: &[HistoryRow<'_>],
 ) -> Result<(), ProjectionError> {
     let mut c = TierCols::default();
-    for (id, o, on) in rows {
-        let Output::Tier(t) = o else { continue };
-        c.push(*id, t, *on, changed_seq(history, *id));
+    for r in rows {
+        let Output::Tier(t) = r.output else { continue };
+        c.push(r.id, t, r.on, r.changed_seq, r.version);
     }
     sqlx::query(
         "INSERT INTO customer_tier (customer_id, value_tier, importance, importance_source, lifecycle, inputs,
                                     rules_version, evaluated_on, changed_seq, state)
-         SELECT id, vt, imp, src, lc, inp::jsonb, $9, ev, coalesce(cs, 0), st::jsonb
+         SELECT id, vt, imp, src, lc, inp::jsonb, rv, ev, coalesce(cs, 0), st::jsonb
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
-                     $8::bigint[], $10::text[]) AS t(id, vt, imp, src, lc, inp, ev, cs, st)
+                     $8::bigint[], $9::text[], $10::text[]) AS t(id, vt, imp, src, lc, inp, ev, cs, rv, st)
          ON CONFLICT (customer_id) DO UPDATE SET value_tier = excluded.value_tier,
              importance = excluded.importance, importance_source = excluded.importance_source,
              lifecycle = excluded.lifecycle, inputs = excluded.inputs, rules_version = excluded.rules_version,
@@ -508,23 +622,23 @@ async fn write_tiers(
              changed_seq = CASE WHEN excluded.changed_seq > 0 THEN excluded.changed_seq ELSE customer_tier.changed_seq END",
     )
     .bind(&c.id).bind(&c.tier).bind(&c.importance).bind(&c.source).bind(&c.lifecycle).bind(&c.inputs)
-    .bind(&c.on).bind(&c.changed).bind(version).bind(&c.state)
+    .bind(&c.on).bind(&c.changed).bind(&c.version).bind(&c.state)
     .execute(&mut **tx)
     .await?;
     let mut h = TierCols::default();
-    for (id, seq, o, on) in history {
-        let Output::Tier(t) = o else { continue };
-        h.push(*id, t, *on, Some(*seq));
+    for r in history {
+        let Output::Tier(t) = r.output else { continue };
+        h.push(r.id, t, r.on, Some(r.seq), r.version);
     }
     sqlx::query(
         "INSERT INTO customer_tier_history (customer_id, seq, value_tier, importance, importance_source, lifecycle,
                                             inputs, rules_version, evaluated_on)
-         SELECT id, cs, vt, imp, src, lc, inp::jsonb, $9, ev
+         SELECT id, cs, vt, imp, src, lc, inp::jsonb, rv, ev
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
-                     $8::bigint[]) AS t(id, vt, imp, src, lc, inp, ev, cs)",
+                     $8::bigint[], $9::text[]) AS t(id, vt, imp, src, lc, inp, ev, cs, rv)",
     )
     .bind(&h.id).bind(&h.tier).bind(&h.importance).bind(&h.source).bind(&h.lifecycle).bind(&h.inputs)
-    .bind(&h.on).bind(&h.changed).bind(version)
+    .bind(&h.on).bind(&h.changed).bind(&h.version)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -540,11 +654,13 @@ struct TierCols {
     inputs: Vec<String>,
     on: Vec<NaiveDate>,
     changed: Vec<Option<i64>>,
+    version: Vec<String>,
+    /// The whole tier (rows only; history rows do not keep it).
     state: Vec<String>,
 }
 
 impl TierCols {
-    fn push(&mut self, id: Uuid, t: &Tier, on: NaiveDate, changed: Option<i64>) {
+    fn push(&mut self, id: Uuid, t: &Tier, on: NaiveDate, changed: Option<i64>, version: &str) {
         self.id.push(id);
         self.tier.push(t.value_tier.as_str().to_owned());
         self.importance.push(t.importance.as_str().to_owned());
@@ -553,6 +669,7 @@ impl TierCols {
         self.inputs.push(to_json(&t.inputs));
         self.on.push(on);
         self.changed.push(changed);
+        self.version.push(version.to_owned());
         self.state.push(to_json(t));
     }
 }
@@ -568,66 +685,77 @@ fn reasons_json(r: &Risk) -> String {
     Value::Array(list).to_string()
 }
 
+#[derive(Default)]
+struct RiskCols {
+    id: Vec<Uuid>,
+    level: Vec<String>,
+    rank: Vec<i16>,
+    signals: Vec<String>,
+    reasons: Vec<String>,
+    on: Vec<NaiveDate>,
+    /// Rows: the changed seq; history rows: their own seq.
+    seq: Vec<Option<i64>>,
+    version: Vec<String>,
+    state: Vec<String>,
+}
+
+impl RiskCols {
+    fn push(&mut self, id: Uuid, r: &Risk, on: NaiveDate, seq: Option<i64>, version: &str) {
+        self.id.push(id);
+        self.level.push(r.level.as_str().to_owned());
+        self.rank.push(r.level as i16);
+        let s: Vec<&str> = r.reasons.iter().map(|x| x.signal.as_str()).collect();
+        self.signals.push(s.join(","));
+        self.reasons.push(reasons_json(r));
+        self.on.push(on);
+        self.seq.push(seq);
+        self.version.push(version.to_owned());
+        self.state.push(to_json(r));
+    }
+}
+
 async fn write_risks(
     tx: &mut Transaction<'static, Postgres>,
-    rows: &[(Uuid, &Output, NaiveDate)],
-    history: &[(Uuid, i64, &Output, NaiveDate)],
-    version: &str,
+    rows: &[OutRow<'_>],
+    history: &[HistoryRow<'_>],
 ) -> Result<(), ProjectionError> {
-    let (mut id, mut level, mut rank, mut signals, mut reasons, mut on, mut changed, mut state) = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
-    for (i, o, d) in rows {
-        let Output::Risk(r) = o else { continue };
-        id.push(*i);
-        level.push(r.level.as_str().to_owned());
-        rank.push(r.level as i16);
-        let s: Vec<&str> = r.reasons.iter().map(|x| x.signal.as_str()).collect();
-        signals.push(s.join(","));
-        reasons.push(reasons_json(r));
-        on.push(*d);
-        changed.push(changed_seq(history, *i));
-        state.push(to_json(r));
+    let mut c = RiskCols::default();
+    for r in rows {
+        let Output::Risk(risk) = r.output else {
+            continue;
+        };
+        c.push(r.id, risk, r.on, r.changed_seq, r.version);
     }
     sqlx::query(
         "INSERT INTO customer_risk (customer_id, level, level_rank, signals, reasons, rules_version, evaluated_on,
                                     changed_seq, state)
-         SELECT id, lv, rk, CASE WHEN sg = '' THEN '{}'::text[] ELSE string_to_array(sg, ',') END, rs::jsonb, $9, ev,
+         SELECT id, lv, rk, CASE WHEN sg = '' THEN '{}'::text[] ELSE string_to_array(sg, ',') END, rs::jsonb, rv, ev,
                 coalesce(cs, 0), st::jsonb
          FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::date[], $7::bigint[],
-                     $8::text[]) AS t(id, lv, rk, sg, rs, ev, cs, st)
+                     $8::text[], $9::text[]) AS t(id, lv, rk, sg, rs, ev, cs, st, rv)
          ON CONFLICT (customer_id) DO UPDATE SET level = excluded.level, level_rank = excluded.level_rank,
              signals = excluded.signals, reasons = excluded.reasons, rules_version = excluded.rules_version,
              evaluated_on = excluded.evaluated_on, state = excluded.state,
              changed_seq = CASE WHEN excluded.changed_seq > 0 THEN excluded.changed_seq ELSE customer_risk.changed_seq END",
     )
-    .bind(&id).bind(&level).bind(&rank).bind(&signals).bind(&reasons).bind(&on).bind(&changed).bind(&state)
-    .bind(version)
+    .bind(&c.id).bind(&c.level).bind(&c.rank).bind(&c.signals).bind(&c.reasons).bind(&c.on).bind(&c.seq)
+    .bind(&c.state).bind(&c.version)
     .execute(&mut **tx)
     .await?;
-    let (mut hid, mut hseq, mut hlevel, mut hreasons, mut hon) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    for (i, seq, o, d) in history {
-        let Output::Risk(r) = o else { continue };
-        hid.push(*i);
-        hseq.push(*seq);
-        hlevel.push(r.level.as_str().to_owned());
-        hreasons.push(reasons_json(r));
-        hon.push(*d);
+    let mut h = RiskCols::default();
+    for r in history {
+        let Output::Risk(risk) = r.output else {
+            continue;
+        };
+        h.push(r.id, risk, r.on, Some(r.seq), r.version);
     }
     sqlx::query(
         "INSERT INTO customer_risk_history (customer_id, seq, level, reasons, rules_version, evaluated_on)
-         SELECT id, sq, lv, rs::jsonb, $6, ev
-         FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::date[]) AS t(id, sq, lv, rs, ev)",
+         SELECT id, sq, lv, rs::jsonb, rv, ev
+         FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::date[], $6::text[])
+              AS t(id, sq, lv, rs, ev, rv)",
     )
-    .bind(&hid).bind(&hseq).bind(&hlevel).bind(&hreasons).bind(&hon).bind(version)
+    .bind(&h.id).bind(&h.seq).bind(&h.level).bind(&h.reasons).bind(&h.on).bind(&h.version)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -635,11 +763,22 @@ async fn write_risks(
 
 async fn write_follow_ups(
     tx: &mut Transaction<'static, Postgres>,
-    rows: &[(Uuid, &Output, NaiveDate)],
-    version: &str,
+    rows: &[OutRow<'_>],
+    fresh: bool,
 ) -> Result<(), ProjectionError> {
-    let (mut sid, mut sstate, mut son) = (vec![], vec![], vec![]);
-    let (mut id, mut kind, mut owner, mut due, mut urgency, mut detail, mut evidence, mut on) = (
+    let (mut sid, mut sstate, mut son, mut sversion) = (vec![], vec![], vec![], vec![]);
+    let (
+        mut id,
+        mut kind,
+        mut owner,
+        mut due,
+        mut urgency,
+        mut detail,
+        mut evidence,
+        mut on,
+        mut version,
+    ) = (
+        vec![],
         vec![],
         vec![],
         vec![],
@@ -649,15 +788,16 @@ async fn write_follow_ups(
         vec![],
         vec![],
     );
-    for (i, o, d) in rows {
-        let Output::FollowUps(list, who) = o else {
+    for r in rows {
+        let Output::FollowUps(list, who) = r.output else {
             continue;
         };
-        sid.push(*i);
+        sid.push(r.id);
         sstate.push(to_json(&(list, who)));
-        son.push(*d);
+        son.push(r.on);
+        sversion.push(r.version);
         for f in list {
-            id.push(*i);
+            id.push(r.id);
             kind.push(f.kind.as_str().to_owned());
             owner.push(who.clone());
             due.push(f.due_on);
@@ -670,31 +810,35 @@ async fn write_follow_ups(
                     .collect::<Vec<_>>()
                     .join(","),
             );
-            on.push(*d);
+            on.push(r.on);
+            version.push(r.version);
         }
     }
-    sqlx::query("DELETE FROM follow_ups WHERE customer_id = ANY($1)")
-        .bind(&sid)
-        .execute(&mut **tx)
-        .await?;
+    if !fresh {
+        sqlx::query("DELETE FROM follow_ups WHERE customer_id = ANY($1)")
+            .bind(&sid)
+            .execute(&mut **tx)
+            .await?;
+    }
     sqlx::query(
         "INSERT INTO follow_ups (customer_id, kind, owner, due_on, urgency, detail, evidence, rules_version, evaluated_on)
          SELECT id, k, o, d, u, dt, CASE WHEN ev = '' THEN '{}'::bigint[] ELSE string_to_array(ev, ',')::bigint[] END,
-                $9, eo
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::int[], $6::text[], $7::text[], $8::date[])
-              AS t(id, k, o, d, u, dt, ev, eo)",
+                rv, eo
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::int[], $6::text[], $7::text[], $8::date[],
+                     $9::text[])
+              AS t(id, k, o, d, u, dt, ev, eo, rv)",
     )
     .bind(&id).bind(&kind).bind(&owner).bind(&due).bind(&urgency).bind(&detail).bind(&evidence).bind(&on)
-    .bind(version)
+    .bind(&version)
     .execute(&mut **tx)
     .await?;
     sqlx::query(
         "INSERT INTO follow_up_state (customer_id, state, rules_version, evaluated_on)
-         SELECT id, st::jsonb, $4, eo FROM unnest($1::uuid[], $2::text[], $3::date[]) AS t(id, st, eo)
+         SELECT id, st::jsonb, rv, eo FROM unnest($1::uuid[], $2::text[], $3::date[], $4::text[]) AS t(id, st, eo, rv)
          ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, evaluated_on = excluded.evaluated_on,
              rules_version = excluded.rules_version",
     )
-    .bind(&sid).bind(&sstate).bind(&son).bind(version)
+    .bind(&sid).bind(&sstate).bind(&son).bind(&sversion)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -739,14 +883,8 @@ impl Projection for Insight {
                 // Everything before this event is written first: the run
                 // below reads the customers from the tables.
                 self.flush(tx, &mut entries, &rules, &mut list).await?;
-                match sys {
-                    SystemEvent::EvaluationDate { date } => advance(&mut clock, date),
-                    SystemEvent::RulesAdopted { version, text, .. } => {
-                        clock.rules_seq = r.seq;
-                        clock.rules_version = Some(version);
-                        clock.rules_text = Some(text);
-                        rules = self.rules(&clock)?;
-                    }
+                if clock.take(r.seq, sys) {
+                    rules = self.rules(&clock)?;
                 }
                 if let Some(on) = clock.evaluated_on {
                     self.evaluate_all(tx, &rules, on, r.seq, &mut list).await?;
@@ -759,17 +897,17 @@ impl Projection for Insight {
             let key = keys.get(&r.stream_id).and_then(Option::as_ref);
             let (event, _) = domain_event(e, key)?;
             let on = business_date(&rules, r.recorded_at.get());
-            advance(&mut clock, on);
+            clock.advance(on);
             let entry = entries.get_mut(&r.stream_id).expect("loaded above");
             entry.facts.apply(r.seq, on, &event);
             entry.facts_dirty = true;
             self.evaluate(entry, &rules, on, r.seq);
         }
         self.flush(tx, &mut entries, &rules, &mut list).await?;
-        if let Some(keeper) = self.list_keeper() {
+        if let Some(keeper) = self.aspect.list_keeper() {
             write_list_parts(tx, keeper, &list).await?;
         }
-        self.save_clock(tx, &clock).await?;
+        write_clock(tx, self.aspect, &clock).await?;
         Ok(())
     }
 
@@ -793,7 +931,7 @@ impl Projection for Insight {
                 .execute(&mut **tx)
                 .await?;
         }
-        if let Some(keeper) = self.list_keeper() {
+        if let Some(keeper) = self.aspect.list_keeper() {
             clear_columns(tx, keeper).await?;
         }
         *self.rules_cache.lock().expect("rules cache poisoned") = None;

@@ -8,6 +8,7 @@ mod current;
 mod insight;
 mod insight_read;
 mod list;
+mod rebuild;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub use list::{
     list_customers, search_terms, BadCursor, Cursor, CursorKey, ListItem, ListPage, ListQuery,
     Search, Sort, SortKey,
 };
+pub use rebuild::{rebuild_all, RebuildReport};
 
 /// Events applied per transaction.
 pub const BATCH: i64 = 1_000;

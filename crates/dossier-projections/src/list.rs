@@ -429,6 +429,106 @@ pub(crate) async fn write_list_parts(
     Ok(())
 }
 
+/// What customer_current keeps in a customer's `customer_list` row.
+pub(crate) struct CurrentListCols {
+    pub(crate) archived: bool,
+    pub(crate) name_key: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) owner: Option<String>,
+    pub(crate) region: Option<String>,
+    /// Joined by `TERM_SEP`.
+    pub(crate) base_facets: String,
+}
+
+/// Whole `customer_list` rows, every keeper's columns at once (a full
+/// rebuild writes each row once, into an emptied table).
+#[derive(Default)]
+pub(crate) struct ListRows {
+    id: Vec<Uuid>,
+    archived: Vec<Option<bool>>,
+    name_key: Vec<Option<String>>,
+    created_at: Vec<Option<DateTime<Utc>>>,
+    updated_at: Vec<Option<DateTime<Utc>>>,
+    owner: Vec<Option<String>>,
+    region: Vec<Option<String>>,
+    base_facets: Vec<Option<String>>,
+    value_tier: Vec<Option<String>>,
+    tier_facets: Vec<Option<String>>,
+    risk_facets: Vec<Option<String>>,
+}
+
+impl ListRows {
+    /// A customer's row; `None` where that keeper has written nothing.
+    pub(crate) fn push(
+        &mut self,
+        id: Uuid,
+        current: Option<CurrentListCols>,
+        tier: Option<ListPart>,
+        risk: Option<ListPart>,
+    ) {
+        let sep = TERM_SEP.to_string();
+        self.id.push(id);
+        match current {
+            Some(c) => {
+                self.archived.push(Some(c.archived));
+                self.name_key.push(Some(c.name_key));
+                self.created_at.push(Some(c.created_at));
+                self.updated_at.push(Some(c.updated_at));
+                self.owner.push(c.owner);
+                self.region.push(c.region);
+                self.base_facets.push(Some(c.base_facets));
+            }
+            None => {
+                self.archived.push(None);
+                self.name_key.push(None);
+                self.created_at.push(None);
+                self.updated_at.push(None);
+                self.owner.push(None);
+                self.region.push(None);
+                self.base_facets.push(None);
+            }
+        }
+        self.value_tier
+            .push(tier.as_ref().and_then(|t| t.value_tier.clone()));
+        self.tier_facets.push(tier.map(|t| t.facets.join(&sep)));
+        self.risk_facets.push(risk.map(|r| r.facets.join(&sep)));
+    }
+}
+
+/// Inserts whole rows (see [`ListRows`]); the same values the keepers'
+/// own writes would leave.
+pub(crate) async fn insert_list_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    rows: &ListRows,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO customer_list (customer_id, archived, name_key, created_at, updated_at, owner, region,
+                                    base_facets, value_tier, tier_facets, risk_facets)
+         SELECT id, ar, nk, ca, ua, ow, rg, string_to_array(bf, $12), vt,
+                CASE WHEN tf = '' THEN '{}'::text[] ELSE string_to_array(tf, $12) END,
+                CASE WHEN rf = '' THEN '{}'::text[] ELSE string_to_array(rf, $12) END
+         FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+              AS t(id, ar, nk, ca, ua, ow, rg, bf, vt, tf, rf)",
+    )
+    .bind(&rows.id)
+    .bind(&rows.archived)
+    .bind(&rows.name_key)
+    .bind(&rows.created_at)
+    .bind(&rows.updated_at)
+    .bind(&rows.owner)
+    .bind(&rows.region)
+    .bind(&rows.base_facets)
+    .bind(&rows.value_tier)
+    .bind(&rows.tier_facets)
+    .bind(&rows.risk_facets)
+    .bind(TERM_SEP.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The smallest string above every string that starts with `prefix` (code
 /// point order), or `None` if there is none.
 fn prefix_upper(prefix: &str) -> Option<String> {

@@ -76,6 +76,22 @@ impl Keyring {
         Ok(key)
     }
 
+    /// The keys of every customer for reading, unwrapped but not cached (a
+    /// full rebuild needs them all once); erased customers map to `None`,
+    /// unknown ones are absent.
+    pub async fn all_keys_for_read(
+        &self,
+        store: &Store,
+    ) -> Result<HashMap<Uuid, Option<DataKey>>, StoreError> {
+        let rows = store.all_customer_keys().await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let key = self.unwrap_row(row.stream_id, row.wrapped_key.as_deref())?;
+            out.insert(row.stream_id, key);
+        }
+        Ok(out)
+    }
+
     /// Keys of several customers for reading; erased or unknown customers map to `None`.
     pub async fn keys_for_read(
         &self,

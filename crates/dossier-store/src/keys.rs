@@ -41,6 +41,21 @@ impl Store {
         Ok(self.customer_keys(&[stream_id]).await?.pop())
     }
 
+    /// Every customer's key row (full rebuilds open the whole log).
+    pub async fn all_customer_keys(&self) -> Result<Vec<CustomerKey>, StoreError> {
+        let rows = sqlx::query("SELECT stream_id, wrapped_key, master_key_id FROM customer_keys")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CustomerKey {
+                stream_id: r.get("stream_id"),
+                wrapped_key: r.get("wrapped_key"),
+                master_key_id: r.get("master_key_id"),
+            })
+            .collect())
+    }
+
     pub async fn customer_keys(&self, stream_ids: &[Uuid]) -> Result<Vec<CustomerKey>, StoreError> {
         let rows = sqlx::query(
             "SELECT stream_id, wrapped_key, master_key_id FROM customer_keys WHERE stream_id = ANY($1)",

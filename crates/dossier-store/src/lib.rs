@@ -12,6 +12,7 @@ pub mod local_postgres;
 mod migrate;
 mod principals;
 mod read;
+mod scan;
 mod verify;
 
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use keys::CustomerKey;
 pub use migrate::{migrate, MIGRATIONS};
 pub use principals::{Principal, Role};
 pub use read::{LogHead, RawEvent, StoredEvent};
+pub use scan::LogScan;
 pub use verify::VerifyProgress;
 
 /// The role the service runs as (see migrations/0001): SELECT/INSERT on the log only.

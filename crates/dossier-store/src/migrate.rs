@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_customer_list",
         include_str!("../../../migrations/0005_customer_list.sql"),
     ),
+    (
+        "0006_insight_facts_text",
+        include_str!("../../../migrations/0006_insight_facts_text.sql"),
+    ),
 ];
 
 /// Lock key serialising migration runs of concurrent processes.

@@ -36,10 +36,10 @@ const MIN_RANGE_EVENTS: i64 = 16_384;
 
 /// COPY data is handed to a checker thread in buffers of about this size:
 /// one hand-off per few hundred rows instead of one per row.
-const BUFFER_BYTES: usize = 512 * 1024;
+pub(crate) const BUFFER_BYTES: usize = 512 * 1024;
 
 /// Full buffers in flight per range, between its reader and its checker.
-const BUFFERS_IN_FLIGHT: usize = 4;
+pub(crate) const BUFFERS_IN_FLIGHT: usize = 4;
 
 /// How often (in events per range) progress is reported.
 const PROGRESS_EVERY: i64 = 65_536;
@@ -58,7 +58,7 @@ const PLAN: &str = "SET LOCAL enable_sort = off;
 
 /// The columns verification needs (docs/chain-format.md §6), in seq order,
 /// for the seqs in (`after`, `upto`] (`None`: unbounded).
-fn range_copy(after: Option<i64>, upto: Option<i64>) -> String {
+pub(crate) fn range_copy(after: Option<i64>, upto: Option<i64>) -> String {
     let filter = match (after, upto) {
         (None, None) => String::new(),
         (Some(a), None) => format!("WHERE seq > {a}"),
@@ -72,10 +72,10 @@ fn range_copy(after: Option<i64>, upto: Option<i64>) -> String {
 }
 
 /// One snapshot of the log, open on one or more connections.
-struct Snapshot {
+pub(crate) struct Snapshot {
     /// The first holds the snapshot; the others imported it.
-    txs: Vec<Transaction<'static, Postgres>>,
-    head_seq: i64,
+    pub(crate) txs: Vec<Transaction<'static, Postgres>>,
+    pub(crate) head_seq: i64,
     head_hash: Vec<u8>,
 }
 
@@ -94,7 +94,7 @@ impl Store {
     /// Begins the verification snapshot on up to `ranges` connections. The
     /// extra connections are taken only if the pool has them to spare; if the
     /// server cannot share a snapshot, one connection reads everything.
-    async fn open_snapshot(&self, ranges: usize) -> Result<Snapshot, StoreError> {
+    pub(crate) async fn open_snapshot(&self, ranges: usize) -> Result<Snapshot, StoreError> {
         let mut first = self.pool.begin().await?;
         first
             .execute(format!("{ISOLATION}; {PLAN}").as_str())
@@ -331,7 +331,7 @@ async fn scan_range(tx: &mut PgConnection, sql: &str) -> Result<u64, StoreError>
 /// Streams one range's COPY data to its checker in large buffers, whole
 /// CopyData messages each (PostgreSQL sends one message per row). Returns
 /// false if it stopped early because the checker needs no more.
-async fn read_range(
+pub(crate) async fn read_range(
     tx: &mut PgConnection,
     sql: &str,
     full: mpsc::Sender<Vec<u8>>,
@@ -432,7 +432,7 @@ fn check_range(
     })
 }
 
-enum Stop {
+pub(crate) enum Stop {
     Corrupt(StoreError),
     /// The first range found the log's first violation.
     Violation(Violation),
@@ -446,21 +446,21 @@ const FIELDS: i16 = 7;
 /// Incremental parser for PostgreSQL's binary COPY format. Rows are parsed
 /// in place in each buffer; only a row cut by the end of a buffer (which
 /// the reader avoids) is copied.
-struct CopyParser {
+pub(crate) struct CopyParser {
     /// The unparsed tail of the previous buffer, if it ended inside a row.
     carry: Vec<u8>,
     header_done: bool,
-    finished: bool,
+    pub(crate) finished: bool,
 }
 
-struct Tuple<'a> {
+pub(crate) struct Tuple<'a> {
     seq: i64,
     stream_id: Uuid,
     stream_version: i64,
     prev_hash: &'a [u8],
     stream_prev_hash: &'a [u8],
-    hash: &'a [u8],
-    body: &'a [u8],
+    pub(crate) hash: &'a [u8],
+    pub(crate) body: &'a [u8],
 }
 
 impl<'a> Tuple<'a> {
@@ -497,7 +497,7 @@ fn corrupt(m: &str) -> StoreError {
 }
 
 impl CopyParser {
-    fn new() -> CopyParser {
+    pub(crate) fn new() -> CopyParser {
         CopyParser {
             carry: Vec::new(),
             header_done: false,
@@ -507,7 +507,7 @@ impl CopyParser {
 
     /// Feeds `f` every complete tuple of `buf` (after what was carried over);
     /// stops at the first `Err` of `f`.
-    fn parse(
+    pub(crate) fn parse(
         &mut self,
         buf: &[u8],
         mut f: impl FnMut(&Tuple<'_>) -> Result<(), Stop>,

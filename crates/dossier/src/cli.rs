@@ -242,10 +242,16 @@ pub enum ProjectionsCommand {
         /// Projection name (default: all).
         name: Option<String>,
     },
-    /// Empty a projection and rebuild it from the whole log.
+    /// Rebuild read models from the whole log.
+    ///
+    /// Without a name (or with `all`): every projection at once, folded in
+    /// memory from one pass over the log and swapped in whole in one
+    /// transaction (readers wait for it, then see the new models). With a
+    /// name: empty that projection and let it catch up batch by batch (slow;
+    /// readers see it fill up).
     Rebuild {
-        /// Projection name, e.g. customer_current.
-        name: String,
+        /// Projection name, e.g. customer_current, or `all` (default).
+        name: Option<String>,
     },
 }
 

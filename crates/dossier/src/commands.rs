@@ -32,7 +32,10 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
         Command::Keygen => println!("{}", MasterKey::generate().to_base64()),
         Command::Projections { command } => match command {
             ProjectionsCommand::Status { name } => projection_status(&cfg, name).await?,
-            ProjectionsCommand::Rebuild { name } => rebuild(&cfg, &name).await?,
+            ProjectionsCommand::Rebuild { name } => match name.as_deref() {
+                None | Some("all") => rebuild_all(&cfg).await?,
+                Some(name) => rebuild(&cfg, name).await?,
+            },
         },
         Command::Import {
             file,
@@ -336,6 +339,39 @@ async fn projection_status(cfg: &Config, name: Option<String>) -> Result<()> {
             s.name, s.checkpoint, s.head, s.lag_events, s.lag_seconds
         );
     }
+    Ok(())
+}
+
+/// Every projection at once, in memory (dossier_projections::rebuild_all);
+/// as the database owner, since it replaces the tables.
+async fn rebuild_all(cfg: &Config) -> Result<()> {
+    let (master, _) = cfg.master_key()?;
+    let url = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
+    open::migrate(&url).await?;
+    let owner = Store::new(
+        dossier_store::connect_owner(url.as_str(), 4)
+            .await
+            .with_context(|| format!("connecting to {url}"))?,
+    );
+    let mut bar = Progress::stderr("rebuilding all projections (reading the log)");
+    let report =
+        dossier_projections::rebuild_all(&owner, &Keyring::new(master), move |done, head| {
+            bar.update(done, head);
+            if done == head {
+                bar.finish();
+            }
+        })
+        .await?;
+    let total = report.fold + report.write;
+    println!(
+        "rebuilt all projections to seq {}: {} customers in {:.2}s ({:.0} events/s; reading and folding {:.2}s, writing {:.2}s)",
+        report.head,
+        report.customers,
+        total.as_secs_f64(),
+        report.head as f64 / total.as_secs_f64().max(1e-9),
+        report.fold.as_secs_f64(),
+        report.write.as_secs_f64(),
+    );
     Ok(())
 }
 
