@@ -681,6 +681,10 @@ pub struct Customer {
     pub importance: Option<Importance>,
     pub orders: BTreeSet<Uuid>,
     pub receivables: BTreeMap<Uuid, Receivable>,
+    /// Money received beyond what was owed (an overpayment, or a payment
+    /// with nothing open), by currency: an advance that settles the next
+    /// invoices in that currency as they are issued. Never zero or negative.
+    pub prepaid: BTreeMap<String, Money>,
     pub payments: BTreeSet<Uuid>,
     pub credit_rating: Option<CreditRating>,
     pub credit_limit: Option<Money>,
@@ -1079,24 +1083,27 @@ fn decide_fact(state: &Customer, fact: Fact) -> Result<Vec<Event>, DomainError> 
     Ok(vec![event])
 }
 
-/// Applies a payment to receivables: to its invoice, or else to the open
-/// receivables in its currency, oldest due date first.
+/// Applies a payment to receivables: to its invoice (up to what it still
+/// owes), or else to the open receivables in its currency, oldest due date
+/// first. Returns what is left over (zero if all of it was owed).
 fn apply_payment(
     receivables: &mut BTreeMap<Uuid, Receivable>,
     invoice: Option<Uuid>,
     amount: &Money,
-) {
-    if let Some(r) = invoice.and_then(|i| receivables.get_mut(&i)) {
-        if let Some(p) = r.paid.checked_add(amount) {
-            r.paid = p;
-        }
-        return;
-    }
-    let mut open: Vec<(NaiveDate, Uuid)> = receivables
-        .iter()
-        .filter(|(_, r)| !r.is_settled() && r.amount.currency() == amount.currency())
-        .map(|(id, r)| (r.due_on, *id))
-        .collect();
+) -> Money {
+    let mut open: Vec<(NaiveDate, Uuid)> = match invoice {
+        // `decide` accepts only the customer's own invoices in their currency.
+        Some(id) => receivables
+            .get(&id)
+            .filter(|r| r.amount.currency() == amount.currency())
+            .map(|r| vec![(r.due_on, id)])
+            .unwrap_or_default(),
+        None => receivables
+            .iter()
+            .filter(|(_, r)| !r.is_settled() && r.amount.currency() == amount.currency())
+            .map(|(id, r)| (r.due_on, *id))
+            .collect(),
+    };
     open.sort();
     let mut left = amount.clone();
     for (_, id) in open {
@@ -1104,9 +1111,9 @@ fn apply_payment(
             break;
         }
         let r = receivables.get_mut(&id).expect("listed above");
-        let outstanding = r.amount.minus(&r.paid);
-        let take = if left.at_least(&outstanding) {
-            outstanding
+        let owed = outstanding(r);
+        let take = if left.at_least(&owed) {
+            owed
         } else {
             left.clone()
         };
@@ -1114,6 +1121,35 @@ fn apply_payment(
             r.paid = p;
         }
         left = left.minus(&take);
+    }
+    left
+}
+
+/// Adds `amount` (positive) to the prepaid balance in its currency.
+fn add_prepaid(prepaid: &mut BTreeMap<String, Money>, amount: Money) {
+    let currency = amount.currency().to_owned();
+    let sum = match prepaid.get(&currency) {
+        Some(b) => b.checked_add(&amount).unwrap_or_else(|| b.clone()),
+        None => amount,
+    };
+    prepaid.insert(currency, sum);
+}
+
+/// Settles a new receivable from the prepaid balance in its currency, as
+/// far as that goes.
+fn settle_from_prepaid(prepaid: &mut BTreeMap<String, Money>, r: &mut Receivable) {
+    let Some(balance) = prepaid.remove(r.amount.currency()) else {
+        return;
+    };
+    let take = if balance.at_least(&r.amount) {
+        r.amount.clone()
+    } else {
+        balance.clone()
+    };
+    r.paid = take.clone();
+    let rest = balance.minus(&take);
+    if rest.minor_units() > 0 {
+        prepaid.insert(rest.currency().to_owned(), rest);
     }
 }
 
@@ -1178,14 +1214,13 @@ pub fn evolve(mut state: Customer, event: &Event) -> Customer {
             due_on,
             ..
         } => {
-            state.receivables.insert(
-                *invoice_id,
-                Receivable {
-                    amount: amount.clone(),
-                    paid: Money::zero(amount.currency()),
-                    due_on: *due_on,
-                },
-            );
+            let mut r = Receivable {
+                amount: amount.clone(),
+                paid: Money::zero(amount.currency()),
+                due_on: *due_on,
+            };
+            settle_from_prepaid(&mut state.prepaid, &mut r);
+            state.receivables.insert(*invoice_id, r);
         }
         Event::PaymentReceived {
             payment_id,
@@ -1194,7 +1229,10 @@ pub fn evolve(mut state: Customer, event: &Event) -> Customer {
             ..
         } => {
             state.payments.insert(*payment_id);
-            apply_payment(&mut state.receivables, *invoice_id, amount);
+            let left = apply_payment(&mut state.receivables, *invoice_id, amount);
+            if left.minor_units() > 0 {
+                add_prepaid(&mut state.prepaid, left);
+            }
         }
         Event::CreditChanged {
             rating_after,

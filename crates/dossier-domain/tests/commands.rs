@@ -363,10 +363,12 @@ fn a_payment_must_be_in_its_invoices_currency() {
         invalid_field(f.try_record(payment(1, Some(2), usd("10")))),
         "amount"
     );
-    // Without a named invoice, another currency is accepted and simply finds nothing to settle.
+    // Without a named invoice, another currency is accepted: nothing to
+    // settle, so it is prepaid in that currency.
     f.record(payment(1, None, usd("10")));
     assert!(f.state.payments.contains(&id(1)));
     assert_eq!(f.outstanding(id(2)), cny("100"));
+    assert_eq!(f.state.prepaid.get("USD"), Some(&usd("10")));
 }
 
 #[test]
@@ -377,12 +379,25 @@ fn a_payment_naming_an_invoice_settles_only_that_invoice() {
     f.record(payment(10, Some(2), cny("60")));
     assert_eq!(f.outstanding(id(1)), cny("100"));
     assert_eq!(f.outstanding(id(2)), cny("40"));
-    // Overpaying a named invoice settles it; the excess is not spread to others.
+    // Overpaying a named invoice settles it; the excess is not spread to
+    // the other open invoice but kept as prepaid.
     f.record(payment(11, Some(2), cny("70")));
     assert_eq!(f.outstanding(id(2)), cny("0"));
-    assert_eq!(f.state.receivables[&id(2)].paid, cny("130"));
+    assert_eq!(f.state.receivables[&id(2)].paid, cny("100"));
     assert!(f.state.receivables[&id(2)].is_settled());
     assert_eq!(f.outstanding(id(1)), cny("100"));
+    assert_eq!(f.state.prepaid.get("CNY"), Some(&cny("30")));
+    // Paying a settled invoice again is all prepaid.
+    f.record(payment(12, Some(2), cny("5")));
+    assert_eq!(f.state.receivables[&id(2)].paid, cny("100"));
+    assert_eq!(f.state.prepaid.get("CNY"), Some(&cny("35")));
+    // The next invoice is paid from it, as far as it goes.
+    f.record(invoice(3, cny("20"), day(3, 20)));
+    assert_eq!(f.outstanding(id(3)), cny("0"));
+    assert_eq!(f.state.prepaid.get("CNY"), Some(&cny("15")));
+    f.record(invoice(4, cny("40"), day(3, 20)));
+    assert_eq!(f.outstanding(id(4)), cny("25"));
+    assert_eq!(f.state.prepaid.get("CNY"), None);
 }
 
 /// Three CNY invoices falling due out of issue order, and one in USD.
@@ -419,7 +434,7 @@ fn an_unassigned_payment_settles_the_oldest_due_first() {
         [cny("0"), cny("0"), cny("70.5"), usd("30")]
     );
 
-    // Overpay: settles the last one; the excess settles nothing and is not carried.
+    // Overpay: settles the last one; the excess is kept as prepaid.
     f.record(payment(12, None, cny("100")));
     assert_eq!(
         outstanding_all(&f),
@@ -429,15 +444,17 @@ fn an_unassigned_payment_settles_the_oldest_due_first() {
         let r = &f.state.receivables[&id(n)];
         assert_eq!(r.paid, r.amount, "invoice {n} is paid exactly, never over");
     }
-    // The excess was not kept as credit: a new invoice is fully outstanding.
+    assert_eq!(f.state.prepaid.get("CNY"), Some(&cny("29.5")));
+    // A new invoice is paid from the prepaid balance.
     f.record(invoice(5, cny("10"), day(5, 1)));
-    assert_eq!(f.outstanding(id(5)), cny("10"));
+    assert_eq!(f.outstanding(id(5)), cny("0"));
+    assert_eq!(f.state.prepaid.get("CNY"), Some(&cny("19.5")));
 
     // The other currency was never touched.
     assert_eq!(f.state.receivables[&id(4)].paid, usd("0"));
     f.record(payment(13, None, usd("12.25")));
     assert_eq!(f.outstanding(id(4)), usd("17.75"));
-    assert_eq!(f.outstanding(id(5)), cny("10"));
+    assert_eq!(f.outstanding(id(5)), cny("0"));
 }
 
 #[test]

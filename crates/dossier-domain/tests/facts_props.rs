@@ -4,15 +4,19 @@
 //! that payment settlement conserves money.
 //!
 //! Settlement invariants, per currency `c` (amounts in units of 0.0001):
-//! - every receivable has `0 <= outstanding <= amount` and `paid >= 0`;
+//! - every receivable has `0 <= paid <= amount`;
 //! - the receivables of `c` add up to everything invoiced in `c`;
-//! - what receivables count as paid never exceeds the payments received in `c`;
-//! - a payment naming an invoice adds exactly its amount to that invoice and
-//!   nothing else;
+//! - money is conserved: what receivables count as paid plus the prepaid
+//!   balance is exactly what was received in `c`, and the balance is never
+//!   zero or negative;
+//! - a payment naming an invoice adds `min(amount, what it owed)` to that
+//!   invoice, nothing to any other, and the rest to the prepaid balance;
 //! - a payment naming none lowers the total outstanding in `c` by exactly
-//!   `min(amount, outstanding before)`, touches no other currency, pays a
-//!   receivable only once every receivable due strictly earlier is settled, and
-//!   leaves at most one receivable partly paid.
+//!   `min(amount, outstanding before)` and adds the rest to the balance,
+//!   touches no other currency, pays a receivable only once every receivable
+//!   due strictly earlier is settled, and leaves at most one receivable partly
+//!   paid;
+//! - a new invoice is paid from the prepaid balance as far as it goes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -437,7 +441,13 @@ fn check_receivables(state: &Customer, totals: &Totals) -> Result<(), TestCaseEr
         let (amount, p, owed) = (units(&r.amount), units(&r.paid), units(&left));
         prop_assert_eq!(r.paid.currency(), c, "invoice {}", id);
         prop_assert_eq!(left.currency(), c, "invoice {}", id);
-        prop_assert!(p >= 0, "invoice {} paid {}", id, p);
+        prop_assert!(
+            (0..=amount).contains(&p),
+            "invoice {} paid {} of {}",
+            id,
+            p,
+            amount
+        );
         prop_assert!(
             (0..=amount).contains(&owed),
             "invoice {id}: owes {owed} of {amount}"
@@ -451,24 +461,29 @@ fn check_receivables(state: &Customer, totals: &Totals) -> Result<(), TestCaseEr
         prop_assert_eq!(Some(total), totals.invoiced.get(*c), "invoiced in {}", c);
         let owed = outstanding_in(&state.receivables, c);
         prop_assert!((0..=*total).contains(&owed), "{c}: owes {owed} of {total}");
-        let received = totals.received.get(*c).copied().unwrap_or(0);
-        prop_assert!(
-            paid[c] <= received,
-            "{c}: receivables count {} paid, only {received} received",
-            paid[c]
-        );
-        prop_assert!(*total - owed <= received, "{c}: settled more than received");
     }
     prop_assert_eq!(invoiced.len(), totals.invoiced.len());
+    for (c, m) in &state.prepaid {
+        prop_assert_eq!(m.currency(), c.as_str());
+        prop_assert!(units(m) > 0, "{c}: prepaid balance {}", units(m));
+    }
+    for (c, received) in &totals.received {
+        let counted =
+            paid.get(c.as_str()).copied().unwrap_or(0) + state.prepaid.get(c).map_or(0, units);
+        prop_assert_eq!(counted, *received, "{}: paid + prepaid vs received", c);
+    }
     Ok(())
 }
 
 fn check_payment(
-    before: &BTreeMap<Uuid, Receivable>,
-    after: &BTreeMap<Uuid, Receivable>,
+    before_state: &Customer,
+    after_state: &Customer,
     invoice: Option<Uuid>,
     amount: &Money,
 ) -> Result<(), TestCaseError> {
+    let (before, after) = (&before_state.receivables, &after_state.receivables);
+    let prepaid = |s: &Customer| s.prepaid.get(amount.currency()).map_or(0, units);
+    let added = prepaid(after_state) - prepaid(before_state);
     prop_assert_eq!(
         before.keys().collect::<Vec<_>>(),
         after.keys().collect::<Vec<_>>()
@@ -486,7 +501,9 @@ fn check_payment(
         for (id, b) in before {
             let a = &after[id];
             if *id == named {
-                prop_assert_eq!(units(&a.paid), units(&b.paid) + units(amount));
+                let take = units(amount).min(units(&outstanding(b)));
+                prop_assert_eq!(units(&a.paid), units(&b.paid) + take);
+                prop_assert_eq!(added, units(amount) - take);
             } else {
                 prop_assert_eq!(a, b);
             }
@@ -501,6 +518,7 @@ fn check_payment(
     let owed_before = outstanding_in(before, c);
     let owed_after = outstanding_in(after, c);
     prop_assert_eq!(owed_before - owed_after, paid.min(owed_before));
+    prop_assert_eq!(added, paid - paid.min(owed_before));
     let same: Vec<(&Uuid, &Receivable)> = before
         .iter()
         .filter(|(_, r)| r.amount.currency() == c)
@@ -665,7 +683,7 @@ fn run_sequence(start: Option<Op>, ops: &[Op]) -> Result<(), TestCaseError> {
 
         let before = state.clone();
         for e in &events {
-            let step_before = state.receivables.clone();
+            let step_before = state.clone();
             // (a) evolve is total: a panic here fails the property.
             state = evolve(state, e);
             totals.add(e);
@@ -673,7 +691,20 @@ fn run_sequence(start: Option<Op>, ops: &[Op]) -> Result<(), TestCaseError> {
                 invoice_id, amount, ..
             } = e
             {
-                check_payment(&step_before, &state.receivables, *invoice_id, amount)?;
+                check_payment(&step_before, &state, *invoice_id, amount)?;
+            }
+            if let Event::InvoiceIssued {
+                invoice_id, amount, ..
+            } = e
+            {
+                let c = amount.currency();
+                let balance = step_before.prepaid.get(c).map_or(0, units);
+                let r = &state.receivables[invoice_id];
+                prop_assert_eq!(units(&r.paid), balance.min(units(amount)));
+                prop_assert_eq!(
+                    state.prepaid.get(c).map_or(0, units),
+                    balance - balance.min(units(amount))
+                );
             }
         }
         log.extend(events.iter().cloned());

@@ -74,6 +74,11 @@ pub fn customer_json(c: &Customer) -> Value {
         "open_complaints": complaints(true),
         "resolved_complaints": complaints(false),
         "receivables": receivables,
+        "prepaid": c
+            .prepaid
+            .iter()
+            .map(|(cur, m)| (cur.clone(), wire::money(m)))
+            .collect::<Map<String, Value>>(),
         "last_review": wire::opt_date(c.last_review),
         "orders": wire::ids(&c.orders),
         "payments": wire::ids(&c.payments),
@@ -174,6 +179,11 @@ pub fn customer_from_json(doc: &Value) -> Customer {
     }
     for id in id_list(doc, "resolved_complaints") {
         c.complaints.insert(id, false);
+    }
+    for (k, v) in entries(doc, "prepaid") {
+        if let Some(m) = wire::parse_money(v).filter(|m| m.currency() == k) {
+            c.prepaid.insert(k.clone(), m);
+        }
     }
     for (k, v) in entries(doc, "receivables") {
         let parts = (

@@ -82,6 +82,9 @@ prop_compose! {
         importance in opt(Importance::ALL),
         orders in ids(),
         receivables in prop::collection::btree_map(uuid(), receivable(), 0..3),
+        prepaid in prop::collection::vec(money(), 0..3).prop_map(|ms| {
+            ms.into_iter().map(|m| (m.currency().to_owned(), m)).collect::<BTreeMap<_, _>>()
+        }),
         payments in ids(),
         credit_rating in opt(CreditRating::ALL),
         credit_limit in prop::option::of(money()),
@@ -97,7 +100,7 @@ prop_compose! {
     ) -> Customer {
         Customer {
             kind, details, contacts, addresses, owner, tags, importance, orders, receivables,
-            payments, credit_rating, credit_limit, legal_status, interactions, complaints,
+            prepaid, payments, credit_rating, credit_limit, legal_status, interactions, complaints,
             feedback, last_review, consents, merged_into, absorbed, archived,
         }
     }
@@ -174,6 +177,13 @@ fn a_replayed_file_has_the_documented_shape_and_round_trips() {
             amount: cny("40.5"),
             received_on: day("2026-01-10"),
         },
+        // Pays the invoice off and 10.5 more: kept as prepaid.
+        Event::PaymentReceived {
+            payment_id: id(7),
+            invoice_id: Some(id(3)),
+            amount: cny("70"),
+            received_on: day("2026-01-12"),
+        },
         Event::CreditChanged {
             rating_before: None,
             rating_after: Some(CreditRating::A),
@@ -234,12 +244,13 @@ fn a_replayed_file_has_the_documented_shape_and_round_trips() {
             "resolved_complaints": [u(6)],
             "receivables": {u(3): {
                 "amount": {"amount": "100", "currency": "CNY"},
-                "paid": {"amount": "40.5", "currency": "CNY"},
+                "paid": {"amount": "100", "currency": "CNY"},
                 "due_on": "2026-02-01",
             }},
+            "prepaid": {"CNY": {"amount": "10.5", "currency": "CNY"}},
             "last_review": "2026-01-31",
             "orders": [u(2)],
-            "payments": [u(4)],
+            "payments": [u(4), u(7)],
             "interactions": [],
             "feedback": [],
             "archived": false,

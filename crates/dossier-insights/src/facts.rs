@@ -171,6 +171,9 @@ pub struct Facts {
     pub orders: Orders,
     /// By (`due_on`, `invoice_id`): the order payments settle them in.
     pub receivables: Vec<OpenReceivable>,
+    /// Money received beyond what was owed, by currency (positive only): it
+    /// settles the next invoices in that currency as they are issued.
+    pub prepaid: BTreeMap<String, Amount>,
     pub credit: Credit,
     pub legal: Option<Legal>,
     pub contact: Contact,
@@ -247,12 +250,25 @@ impl Facts {
                 ..
             } => {
                 self.receivables.retain(|r| r.invoice_id != *invoice_id);
+                let currency = amount.currency().to_owned();
+                let amount = Amount::from_money(amount);
+                let paid = match self.prepaid.remove(&currency) {
+                    Some(balance) => {
+                        let take = balance.min(amount);
+                        let rest = balance.saturating_sub(take);
+                        if rest.is_positive() {
+                            self.prepaid.insert(currency.clone(), rest);
+                        }
+                        take
+                    }
+                    None => Amount::ZERO,
+                };
                 self.receivables.push(OpenReceivable {
                     invoice_id: *invoice_id,
                     seq,
-                    currency: amount.currency().to_owned(),
-                    amount: Amount::from_money(amount),
-                    paid: Amount::ZERO,
+                    currency,
+                    amount,
+                    paid,
                     due_on: *due_on,
                 });
                 self.settle();
@@ -353,29 +369,24 @@ impl Facts {
     fn pay(&mut self, invoice_id: Option<Uuid>, amount: &Money) {
         let currency = amount.currency();
         let mut left = Amount::from_money(amount);
-        if let Some(id) = invoice_id {
-            // Not among the open ones: the invoice is settled already (the
-            // domain accepts payments only to its own invoices), so the
-            // payment only overpays it and changes nothing that is open.
-            if let Some(r) = self.receivables.iter_mut().find(|r| r.invoice_id == id) {
-                if r.currency == currency {
-                    r.paid = r.paid.saturating_add(left);
-                }
+        // Already in (due_on, invoice_id) order. A named invoice that is not
+        // open is settled already (the domain accepts payments only to its
+        // own invoices, in their currency): all of the payment is left over.
+        for r in self
+            .receivables
+            .iter_mut()
+            .filter(|r| r.currency == currency && invoice_id.is_none_or(|id| r.invoice_id == id))
+        {
+            if !left.is_positive() {
+                break;
             }
-        } else {
-            // Already in (due_on, invoice_id) order.
-            for r in self
-                .receivables
-                .iter_mut()
-                .filter(|r| r.currency == currency)
-            {
-                if !left.is_positive() {
-                    break;
-                }
-                let take = left.min(r.outstanding());
-                r.paid = r.paid.saturating_add(take);
-                left = left.saturating_sub(take);
-            }
+            let take = left.min(r.outstanding());
+            r.paid = r.paid.saturating_add(take);
+            left = left.saturating_sub(take);
+        }
+        if left.is_positive() {
+            let balance = self.prepaid.entry(currency.to_owned()).or_default();
+            *balance = balance.saturating_add(left);
         }
         self.settle();
     }

@@ -289,7 +289,8 @@ proptest! {
         }
     }
 
-    /// Facts settle receivables exactly as the domain's `evolve` does.
+    /// Facts settle receivables (and keep overpayments as prepaid) exactly as
+    /// the domain's `evolve` does.
     #[test]
     fn receivables_mirror_the_domain(ops in ops()) {
         let log = events(d("2020-01-01"), &ops);
@@ -310,6 +311,13 @@ proptest! {
             .map(|r| (r.invoice_id, (r.currency.clone(), r.outstanding())))
             .collect();
         prop_assert_eq!(ours, domain);
+        // And keep what was paid beyond them as the same prepaid balances.
+        let domain_prepaid: BTreeMap<String, Amount> = state
+            .prepaid
+            .iter()
+            .map(|(c, m)| (c.clone(), Amount::from_money(m)))
+            .collect();
+        prop_assert_eq!(&facts.prepaid, &domain_prepaid);
     }
 }
 

@@ -132,7 +132,9 @@ impl Projection for CustomerCurrent {
         for (id, row) in &rows {
             cols.push(*id, row);
         }
-        write_rows(tx, &cols, true).await
+        write_rows(tx, &cols, true).await?;
+        // Projected: the read model now answers duplicate checks for them.
+        crate::insight_read::drop_claims(tx, &ids).await
     }
 
     async fn reset(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), ProjectionError> {

@@ -500,7 +500,7 @@ impl Insight {
             }
         }
         write_facts(tx, self.aspect, &f_ids, &f_docs).await?;
-        write_outputs(tx, self.aspect, &rows, &history, false).await?;
+        write_outputs(tx, self.aspect, &rows, &history).await?;
         entries.clear();
         Ok(())
     }
@@ -556,20 +556,91 @@ pub(crate) async fn write_facts(
     Ok(())
 }
 
-/// Writes the rows and history rows of `aspect`'s read model; `fresh`: the
-/// tables were emptied in this transaction (nothing to replace).
+/// The rows and history rows of one aspect's read model, as the column
+/// arrays its statements bind: prepared apart from the writing (a full
+/// rebuild prepares the next batch while the database writes this one).
+pub(crate) enum OutputBatch {
+    Tier { rows: TierCols, history: TierCols },
+    Risk { rows: RiskCols, history: RiskCols },
+    FollowUps(FollowUpCols),
+}
+
+impl OutputBatch {
+    pub(crate) fn prepare(
+        aspect: Aspect,
+        rows: &[OutRow<'_>],
+        history: &[HistoryRow<'_>],
+    ) -> OutputBatch {
+        match aspect {
+            Aspect::Tier => {
+                let (mut c, mut h) = (TierCols::default(), TierCols::default());
+                for r in rows {
+                    if let Output::Tier(t) = r.output {
+                        c.push(r.id, t, r.on, r.changed_seq, r.version);
+                    }
+                }
+                for r in history {
+                    if let Output::Tier(t) = r.output {
+                        h.push(r.id, t, r.on, Some(r.seq), r.version);
+                    }
+                }
+                OutputBatch::Tier {
+                    rows: c,
+                    history: h,
+                }
+            }
+            Aspect::Risk => {
+                let (mut c, mut h) = (RiskCols::default(), RiskCols::default());
+                for r in rows {
+                    if let Output::Risk(risk) = r.output {
+                        c.push(r.id, risk, r.on, r.changed_seq, r.version);
+                    }
+                }
+                for r in history {
+                    if let Output::Risk(risk) = r.output {
+                        h.push(r.id, risk, r.on, Some(r.seq), r.version);
+                    }
+                }
+                OutputBatch::Risk {
+                    rows: c,
+                    history: h,
+                }
+            }
+            Aspect::FollowUps => {
+                let mut c = FollowUpCols::default();
+                for r in rows {
+                    c.push(r);
+                }
+                OutputBatch::FollowUps(c)
+            }
+        }
+    }
+
+    /// Writes the batch; `fresh`: the tables were emptied in this
+    /// transaction (nothing to replace).
+    pub(crate) async fn write(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        fresh: bool,
+    ) -> Result<(), ProjectionError> {
+        match self {
+            OutputBatch::Tier { rows, history } => write_tiers(tx, rows, history).await,
+            OutputBatch::Risk { rows, history } => write_risks(tx, rows, history).await,
+            OutputBatch::FollowUps(c) => write_follow_ups(tx, c, fresh).await,
+        }
+    }
+}
+
+/// Writes the rows and history rows of `aspect`'s read model.
 pub(crate) async fn write_outputs(
     tx: &mut Transaction<'static, Postgres>,
     aspect: Aspect,
     rows: &[OutRow<'_>],
     history: &[HistoryRow<'_>],
-    fresh: bool,
 ) -> Result<(), ProjectionError> {
-    match aspect {
-        Aspect::Tier => write_tiers(tx, rows, history).await,
-        Aspect::Risk => write_risks(tx, rows, history).await,
-        Aspect::FollowUps => write_follow_ups(tx, rows, fresh).await,
-    }
+    OutputBatch::prepare(aspect, rows, history)
+        .write(tx, false)
+        .await
 }
 
 /// The projectors' clock and rules, as stored for `aspect`.
@@ -601,14 +672,9 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 
 async fn write_tiers(
     tx: &mut Transaction<'static, Postgres>,
-    rows: &[OutRow<'_>],
-    history: &[HistoryRow<'_>],
+    c: &TierCols,
+    h: &TierCols,
 ) -> Result<(), ProjectionError> {
-    let mut c = TierCols::default();
-    for r in rows {
-        let Output::Tier(t) = r.output else { continue };
-        c.push(r.id, t, r.on, r.changed_seq, r.version);
-    }
     sqlx::query(
         "INSERT INTO customer_tier (customer_id, value_tier, importance, importance_source, lifecycle, inputs,
                                     rules_version, evaluated_on, changed_seq, state)
@@ -625,11 +691,6 @@ async fn write_tiers(
     .bind(&c.on).bind(&c.changed).bind(&c.version).bind(&c.state)
     .execute(&mut **tx)
     .await?;
-    let mut h = TierCols::default();
-    for r in history {
-        let Output::Tier(t) = r.output else { continue };
-        h.push(r.id, t, r.on, Some(r.seq), r.version);
-    }
     sqlx::query(
         "INSERT INTO customer_tier_history (customer_id, seq, value_tier, importance, importance_source, lifecycle,
                                             inputs, rules_version, evaluated_on)
@@ -645,7 +706,7 @@ async fn write_tiers(
 }
 
 #[derive(Default)]
-struct TierCols {
+pub(crate) struct TierCols {
     id: Vec<Uuid>,
     tier: Vec<String>,
     importance: Vec<String>,
@@ -686,7 +747,7 @@ fn reasons_json(r: &Risk) -> String {
 }
 
 #[derive(Default)]
-struct RiskCols {
+pub(crate) struct RiskCols {
     id: Vec<Uuid>,
     level: Vec<String>,
     rank: Vec<i16>,
@@ -716,16 +777,9 @@ impl RiskCols {
 
 async fn write_risks(
     tx: &mut Transaction<'static, Postgres>,
-    rows: &[OutRow<'_>],
-    history: &[HistoryRow<'_>],
+    c: &RiskCols,
+    h: &RiskCols,
 ) -> Result<(), ProjectionError> {
-    let mut c = RiskCols::default();
-    for r in rows {
-        let Output::Risk(risk) = r.output else {
-            continue;
-        };
-        c.push(r.id, risk, r.on, r.changed_seq, r.version);
-    }
     sqlx::query(
         "INSERT INTO customer_risk (customer_id, level, level_rank, signals, reasons, rules_version, evaluated_on,
                                     changed_seq, state)
@@ -742,13 +796,6 @@ async fn write_risks(
     .bind(&c.state).bind(&c.version)
     .execute(&mut **tx)
     .await?;
-    let mut h = RiskCols::default();
-    for r in history {
-        let Output::Risk(risk) = r.output else {
-            continue;
-        };
-        h.push(r.id, risk, r.on, Some(r.seq), r.version);
-    }
     sqlx::query(
         "INSERT INTO customer_risk_history (customer_id, seq, level, reasons, rules_version, evaluated_on)
          SELECT id, sq, lv, rs::jsonb, rv, ev
@@ -761,62 +808,76 @@ async fn write_risks(
     Ok(())
 }
 
-async fn write_follow_ups(
-    tx: &mut Transaction<'static, Postgres>,
-    rows: &[OutRow<'_>],
-    fresh: bool,
-) -> Result<(), ProjectionError> {
-    let (mut sid, mut sstate, mut son, mut sversion) = (vec![], vec![], vec![], vec![]);
-    let (
-        mut id,
-        mut kind,
-        mut owner,
-        mut due,
-        mut urgency,
-        mut detail,
-        mut evidence,
-        mut on,
-        mut version,
-    ) = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
-    for r in rows {
+/// follow_up_state rows (`s*`) and their follow_ups rows.
+#[derive(Default)]
+pub(crate) struct FollowUpCols {
+    sid: Vec<Uuid>,
+    sstate: Vec<String>,
+    son: Vec<NaiveDate>,
+    sversion: Vec<String>,
+    id: Vec<Uuid>,
+    kind: Vec<String>,
+    owner: Vec<Option<String>>,
+    due: Vec<NaiveDate>,
+    urgency: Vec<i32>,
+    detail: Vec<String>,
+    evidence: Vec<String>,
+    on: Vec<NaiveDate>,
+    version: Vec<String>,
+}
+
+impl FollowUpCols {
+    fn push(&mut self, r: &OutRow<'_>) {
         let Output::FollowUps(list, who) = r.output else {
-            continue;
+            return;
         };
-        sid.push(r.id);
-        sstate.push(to_json(&(list, who)));
-        son.push(r.on);
-        sversion.push(r.version);
+        self.sid.push(r.id);
+        self.sstate.push(to_json(&(list, who)));
+        self.son.push(r.on);
+        self.sversion.push(r.version.to_owned());
         for f in list {
-            id.push(r.id);
-            kind.push(f.kind.as_str().to_owned());
-            owner.push(who.clone());
-            due.push(f.due_on);
-            urgency.push(f.urgency);
-            detail.push(f.detail.clone());
-            evidence.push(
+            self.id.push(r.id);
+            self.kind.push(f.kind.as_str().to_owned());
+            self.owner.push(who.clone());
+            self.due.push(f.due_on);
+            self.urgency.push(f.urgency);
+            self.detail.push(f.detail.clone());
+            self.evidence.push(
                 f.evidence
                     .iter()
                     .map(i64::to_string)
                     .collect::<Vec<_>>()
                     .join(","),
             );
-            on.push(r.on);
-            version.push(r.version);
+            self.on.push(r.on);
+            self.version.push(r.version.to_owned());
         }
     }
+}
+
+async fn write_follow_ups(
+    tx: &mut Transaction<'static, Postgres>,
+    c: &FollowUpCols,
+    fresh: bool,
+) -> Result<(), ProjectionError> {
+    let FollowUpCols {
+        sid,
+        sstate,
+        son,
+        sversion,
+        id,
+        kind,
+        owner,
+        due,
+        urgency,
+        detail,
+        evidence,
+        on,
+        version,
+    } = c;
     if !fresh {
         sqlx::query("DELETE FROM follow_ups WHERE customer_id = ANY($1)")
-            .bind(&sid)
+            .bind(sid)
             .execute(&mut **tx)
             .await?;
     }
@@ -828,8 +889,8 @@ async fn write_follow_ups(
                      $9::text[])
               AS t(id, k, o, d, u, dt, ev, eo, rv)",
     )
-    .bind(&id).bind(&kind).bind(&owner).bind(&due).bind(&urgency).bind(&detail).bind(&evidence).bind(&on)
-    .bind(&version)
+    .bind(id).bind(kind).bind(owner).bind(due).bind(urgency).bind(detail).bind(evidence).bind(on)
+    .bind(version)
     .execute(&mut **tx)
     .await?;
     sqlx::query(
@@ -838,7 +899,7 @@ async fn write_follow_ups(
          ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, evaluated_on = excluded.evaluated_on,
              rules_version = excluded.rules_version",
     )
-    .bind(&sid).bind(&sstate).bind(&son).bind(&sversion)
+    .bind(sid).bind(sstate).bind(son).bind(sversion)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -287,11 +287,40 @@ pub struct Duplicate {
     pub field: String,
 }
 
-/// Live customers that share an identifier with `k`, as the read model
-/// knows them (a file registered a moment ago may not be visible yet).
+impl DuplicateKeys {
+    /// (field, value) of each identifier given, as compared: the e-mail
+    /// lowercased, the others as stored (already normalised).
+    pub fn identifiers(&self) -> Vec<(&'static str, String)> {
+        [
+            ("phone", self.phone.clone()),
+            ("email", self.email.as_ref().map(|e| e.to_lowercase())),
+            ("credit_code", self.credit_code.clone()),
+            ("national_id", self.national_id.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(f, v)| v.map(|v| (f, v)))
+        .collect()
+    }
+}
+
+/// An identifier's blind-index tag (`Keyring::blind_index` of field and
+/// value) and its field.
+#[derive(Clone, Debug)]
+pub struct IdentifierTag {
+    pub field: &'static str,
+    pub tag: Vec<u8>,
+}
+
+/// Live customers that share an identifier with `k`: those the read model
+/// knows, and those registered since that it has not projected yet (their
+/// claims, matched by `tags`). Callers hold the advisory locks of `tags`
+/// (`Store::lock_names`), so no registration with these identifiers is in
+/// progress: a claim without a stream is left over from a registration that
+/// never reached the log, and is deleted.
 pub async fn find_duplicates(
     store: &Store,
     k: &DuplicateKeys,
+    tags: &[IdentifierTag],
 ) -> Result<Vec<Duplicate>, ProjectionError> {
     let mut out = Vec::new();
     for (field, cond, v) in [
@@ -312,5 +341,68 @@ pub async fn find_duplicates(
             field: field.to_owned(),
         }));
     }
+    if tags.is_empty() {
+        return Ok(out);
+    }
+    let all: Vec<Vec<u8>> = tags.iter().map(|t| t.tag.clone()).collect();
+    sqlx::query(
+        "DELETE FROM duplicate_claims c WHERE c.tag = ANY($1)
+         AND NOT EXISTS (SELECT 1 FROM stream_heads h WHERE h.stream_id = c.customer_id)",
+    )
+    .bind(&all)
+    .execute(store.pool())
+    .await?;
+    let claimed = sqlx::query(
+        "SELECT c.customer_id, c.field FROM duplicate_claims c
+         WHERE c.tag = ANY($1)
+           AND NOT EXISTS (SELECT 1 FROM customer_current cc WHERE cc.customer_id = c.customer_id)
+         ORDER BY c.field, c.customer_id LIMIT 40",
+    )
+    .bind(&all)
+    .fetch_all(store.pool())
+    .await?;
+    for r in claimed {
+        let d = Duplicate {
+            customer_id: r.get("customer_id"),
+            field: r.get("field"),
+        };
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
     Ok(out)
+}
+
+/// Records that `customer_id` is being registered with these identifiers,
+/// before its registration is appended (under the identifiers' locks).
+pub async fn claim_identifiers(
+    store: &Store,
+    customer_id: Uuid,
+    tags: &[IdentifierTag],
+) -> Result<(), ProjectionError> {
+    let all: Vec<Vec<u8>> = tags.iter().map(|t| t.tag.clone()).collect();
+    let fields: Vec<String> = tags.iter().map(|t| t.field.to_owned()).collect();
+    sqlx::query(
+        "INSERT INTO duplicate_claims (tag, customer_id, field)
+         SELECT t, $2, f FROM unnest($1::bytea[], $3::text[]) AS x(t, f)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&all)
+    .bind(customer_id)
+    .bind(&fields)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Deletes the claims of customers customer_current has now projected.
+pub(crate) async fn drop_claims(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    ids: &[Uuid],
+) -> Result<(), ProjectionError> {
+    sqlx::query("DELETE FROM duplicate_claims WHERE customer_id = ANY($1)")
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

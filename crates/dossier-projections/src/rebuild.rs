@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::current::{domain_event, write_rows, Cols, Tracked};
 use crate::insight::{
-    facts_json, write_clock, write_facts, write_outputs, Aspect, Clock, HistoryRow, OutRow, Output,
+    facts_json, write_clock, write_facts, Aspect, Clock, HistoryRow, OutRow, Output, OutputBatch,
     Slot,
 };
 use crate::list::{insert_list_rows, ListRows};
@@ -82,15 +82,7 @@ struct Book {
     rules: Rules,
 }
 
-impl Book {
-    fn evaluate(&mut self, id: Uuid, on: NaiveDate, seq: i64) {
-        let Some(c) = self.customers.get_mut(&id) else {
-            return;
-        };
-        evaluate(c, &self.rules, on, seq);
-    }
-}
-
+/// Evaluates a customer once for all three insight models.
 fn evaluate(c: &mut Folded, rules: &Rules, on: NaiveDate, seq: i64) {
     let a = assess(&c.facts, rules, on);
     for (aspect, slot) in Aspect::ALL.into_iter().zip(c.slots.iter_mut()) {
@@ -196,7 +188,7 @@ fn fold(
             });
             c.current.apply(&e, &event, erased);
             c.facts.apply(r.seq, on, &event);
-            book.evaluate(r.stream_id, on, r.seq);
+            evaluate(c, &book.rules, on, r.seq);
             if r.seq % 65_536 == 0 {
                 progress(r.seq, head);
             }
@@ -245,9 +237,26 @@ async fn replace_tables(
     } = book;
     let mut customers: Vec<(Uuid, Folded)> = customers.into_iter().collect();
     customers.sort_unstable_by_key(|(id, _)| *id);
-    for chunk in customers.chunks(WRITE_CHUNK) {
-        write_chunk(tx, chunk).await?;
+    // A thread prepares the next chunks (column arrays, JSON documents)
+    // while the database writes this one; each chunk's state is freed once
+    // prepared.
+    let (send, mut prepared) = tokio::sync::mpsc::channel(2);
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut rest = customers.into_iter();
+        loop {
+            let chunk: Vec<(Uuid, Folded)> = rest.by_ref().take(WRITE_CHUNK).collect();
+            if chunk.is_empty() || send.blocking_send(prepare_chunk(&chunk)).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(chunk) = prepared.recv().await {
+        write_chunk(tx, &chunk?).await?;
     }
+    producer.await.map_err(|e| ProjectionError::BadEvent {
+        seq: 0,
+        reason: format!("preparing the rows failed: {e}"),
+    })?;
     for aspect in Aspect::ALL {
         write_clock(tx, aspect, &clock).await?;
     }
@@ -255,6 +264,13 @@ async fn replace_tables(
     for (_, def) in &indexes {
         sqlx::query(def).execute(&mut **tx).await?;
     }
+    // The claims of projected customers are answered by the read model now.
+    sqlx::query(
+        "DELETE FROM duplicate_claims c
+         WHERE EXISTS (SELECT 1 FROM customer_current cc WHERE cc.customer_id = c.customer_id)",
+    )
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(
         "UPDATE projection_checkpoints SET seq = $1, updated_at = now() WHERE name = ANY($2)",
     )
@@ -265,33 +281,34 @@ async fn replace_tables(
     Ok(())
 }
 
-/// Writes one chunk of customers (in customer_id order) to every table.
-async fn write_chunk(
-    tx: &mut Transaction<'static, Postgres>,
-    chunk: &[(Uuid, Folded)],
-) -> Result<(), ProjectionError> {
-    let mut cols = Cols::default();
-    for (id, c) in chunk {
-        cols.push(*id, &c.current);
-    }
-    write_rows(tx, &cols, false).await?;
+/// One chunk's writes as owned column arrays.
+struct PreparedChunk {
+    current: Cols,
+    ids: Vec<Uuid>,
+    /// The facts as follow-ups keep them, and as tier and risk do.
+    facts_open: Vec<String>,
+    facts_sealed: Vec<String>,
+    outputs: Vec<OutputBatch>,
+    list: ListRows,
+}
 
-    let ids: Vec<Uuid> = chunk.iter().map(|(id, _)| *id).collect();
-    let mut with_birthday = Vec::with_capacity(chunk.len());
-    let mut without = Vec::with_capacity(chunk.len());
-    for (_, c) in chunk {
-        with_birthday.push(facts_json(&c.facts)?);
-        let mut sealed_out = c.facts.clone();
-        sealed_out.birthday = None;
-        without.push(facts_json(&sealed_out)?);
+/// Prepares the writes of one chunk of customers (in customer_id order).
+fn prepare_chunk(chunk: &[(Uuid, Folded)]) -> Result<PreparedChunk, ProjectionError> {
+    let mut current = Cols::default();
+    for (id, c) in chunk {
+        current.push(*id, &c.current);
     }
+    let ids: Vec<Uuid> = chunk.iter().map(|(id, _)| *id).collect();
+    let mut facts_open = Vec::with_capacity(chunk.len());
+    let mut facts_sealed = Vec::with_capacity(chunk.len());
+    for (_, c) in chunk {
+        facts_open.push(facts_json(&c.facts)?);
+        let mut sealed = c.facts.clone();
+        sealed.birthday = None;
+        facts_sealed.push(facts_json(&sealed)?);
+    }
+    let mut outputs = Vec::with_capacity(3);
     for (i, aspect) in Aspect::ALL.into_iter().enumerate() {
-        let docs = if aspect == Aspect::FollowUps {
-            &with_birthday
-        } else {
-            &without
-        };
-        write_facts(tx, aspect, &ids, docs).await?;
         let mut rows = Vec::with_capacity(chunk.len());
         let mut history = Vec::new();
         for (id, c) in chunk {
@@ -313,21 +330,46 @@ async fn write_chunk(
                 });
             }
         }
-        write_outputs(tx, aspect, &rows, &history, true).await?;
+        outputs.push(OutputBatch::prepare(aspect, &rows, &history));
     }
-
     // Each list row once, with every keeper's columns.
     let part = |slot: &Slot| (slot.output != Output::None).then(|| slot.output.list_part());
     let mut list = ListRows::default();
     let mut next = 0;
     for (id, c) in chunk {
-        // `cols` holds the registered customers of the chunk, in its order.
-        let current = (cols.id_at(next) == Some(*id)).then(|| {
+        // `current` holds the registered customers of the chunk, in its order.
+        let cols = (current.id_at(next) == Some(*id)).then(|| {
             next += 1;
-            cols.list_cols(next - 1)
+            current.list_cols(next - 1)
         });
-        list.push(*id, current, part(&c.slots[0]), part(&c.slots[1]));
+        list.push(*id, cols, part(&c.slots[0]), part(&c.slots[1]));
     }
-    insert_list_rows(tx, &list).await?;
-    Ok(())
+    Ok(PreparedChunk {
+        current,
+        ids,
+        facts_open,
+        facts_sealed,
+        outputs,
+        list,
+    })
+}
+
+/// Writes one prepared chunk to every table.
+async fn write_chunk(
+    tx: &mut Transaction<'static, Postgres>,
+    chunk: &PreparedChunk,
+) -> Result<(), ProjectionError> {
+    write_rows(tx, &chunk.current, false).await?;
+    for aspect in Aspect::ALL {
+        let docs = if aspect == Aspect::FollowUps {
+            &chunk.facts_open
+        } else {
+            &chunk.facts_sealed
+        };
+        write_facts(tx, aspect, &chunk.ids, docs).await?;
+    }
+    for batch in &chunk.outputs {
+        batch.write(tx, true).await?;
+    }
+    insert_list_rows(tx, &chunk.list).await
 }

@@ -1183,6 +1183,49 @@ async fn evaluated_on_does_not_depend_on_batches() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A full rebuild while facts are recorded and the projectors keep stepping:
+/// they wait for it on their checkpoints and go on from the head it rebuilt
+/// to, so nothing is lost or applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_all_while_writes_and_projectors_run() -> anyhow::Result<()> {
+    let mut w = World::new().await?;
+    let mut rng = Lcg(0x5eed);
+    for _ in 0..30 {
+        w.random_op(&mut rng).await?;
+    }
+    w.project().await?;
+    let ids: Vec<Uuid> = w
+        .customers
+        .iter()
+        .filter(|c| !c.archived)
+        .map(|c| c.id)
+        .collect();
+    assert!(!ids.is_empty());
+    let owner = Store::new(w.db.owner_pool().await?);
+    let projections = w.projections();
+    let writes = async {
+        for (i, id) in ids.iter().cycle().take(40).enumerate() {
+            w.fact(*id, order(&format!("{}", 1_000 + i), "CNY", utc_today()))
+                .await?;
+            for p in &projections {
+                step(&w.store, p).await?;
+            }
+        }
+        anyhow::Ok(())
+    };
+    let (rebuilt, written) = tokio::join!(
+        dossier_projections::rebuild_all(&owner, &w.keyring, |_, _| {}),
+        writes
+    );
+    rebuilt?;
+    written?;
+    w.project().await?;
+    let after = w.dump().await?;
+    w.rebuild().await?;
+    assert_same(0, &after, &w.dump().await?);
+    Ok(())
+}
+
 macro_rules! seeds_with {
     ($why:literal, $opts:expr; $($name:ident = $seed:expr;)*) => {$(
         #[doc = $why]

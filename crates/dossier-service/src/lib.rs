@@ -570,32 +570,27 @@ impl Service {
             .transpose()
             .map_err(|e| invalid("owner", e.reason))?;
         let tags = parse_tags("tags", &input.tags)?;
-        if input.force {
-            if meta.reason.is_none() {
-                return Err(invalid(
-                    "reason",
-                    "registering a possible duplicate needs a reason",
-                ));
-            }
-        } else {
-            let found = dossier_projections::find_duplicates(
-                &self.store,
-                &dossier_projections::DuplicateKeys {
-                    phone: details.get(&Field::Phone).map(|v| v.as_str().to_owned()),
-                    email: details.get(&Field::Email).map(|v| v.as_str().to_owned()),
-                    credit_code: details
-                        .get(&Field::CreditCode)
-                        .map(|v| v.as_str().to_owned()),
-                    national_id: details
-                        .get(&Field::NationalId)
-                        .map(|v| v.as_str().to_owned()),
-                },
-            )
-            .await?;
-            if !found.is_empty() {
-                return Err(ServiceError::Duplicate(found));
-            }
+        if input.force && meta.reason.is_none() {
+            return Err(invalid(
+                "reason",
+                "registering a possible duplicate needs a reason",
+            ));
         }
+        let text = |f: Field| details.get(&f).map(|v| v.as_str().to_owned());
+        let keys = dossier_projections::DuplicateKeys {
+            phone: text(Field::Phone),
+            email: text(Field::Email),
+            credit_code: text(Field::CreditCode),
+            national_id: text(Field::NationalId),
+        };
+        let ids: Vec<dossier_projections::IdentifierTag> = keys
+            .identifiers()
+            .into_iter()
+            .map(|(field, value)| dossier_projections::IdentifierTag {
+                field,
+                tag: self.keyring.blind_index(field, &value),
+            })
+            .collect();
         let events = decide(
             &Customer::default(),
             Command::Register {
@@ -606,9 +601,27 @@ impl Service {
             },
         )?;
         let id = Uuid::now_v7();
-        let a = self
-            .append(caller, id, kind, ExpectedVersion::NoStream, &events, &meta)
-            .await?;
+        // Registrations sharing an identifier take turns (across processes)
+        // from the check until their append is committed, and each leaves a
+        // claim that the next one finds while the read model lags behind.
+        let names: Vec<&[u8]> = ids.iter().map(|t| t.tag.as_slice()).collect();
+        let locks = self.store.lock_names("duplicates", &names).await?;
+        let registered = async {
+            if !input.force {
+                let found = dossier_projections::find_duplicates(&self.store, &keys, &ids).await?;
+                if !found.is_empty() {
+                    return Err(ServiceError::Duplicate(found));
+                }
+            }
+            dossier_projections::claim_identifiers(&self.store, id, &ids).await?;
+            self.append(caller, id, kind, ExpectedVersion::NoStream, &events, &meta)
+                .await
+        }
+        .await;
+        // The outcome stands either way: a lock whose release failed ends
+        // with its connection.
+        let _ = locks.release().await;
+        let a = registered?;
         Ok(outcome(&a, a.replayed))
     }
 

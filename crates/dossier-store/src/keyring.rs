@@ -51,6 +51,11 @@ impl Keyring {
             })
     }
 
+    /// The blind index of an identifier (`dossier_seal::blind_index`).
+    pub fn blind_index(&self, field: &str, value: &str) -> Vec<u8> {
+        dossier_seal::blind_index(&self.master, field, value).to_vec()
+    }
+
     /// The customer's key, creating it if the customer has none yet.
     /// `Ok(None)` means the key was destroyed: the customer is erased.
     pub async fn key_for_write(

@@ -9,6 +9,7 @@ mod error;
 mod keyring;
 mod keys;
 pub mod local_postgres;
+mod locks;
 mod migrate;
 mod principals;
 mod read;
@@ -24,6 +25,7 @@ pub use append::{AppendRequest, Appended, ExpectedVersion, IdempotencyKey, NewEv
 pub use error::StoreError;
 pub use keyring::Keyring;
 pub use keys::CustomerKey;
+pub use locks::NameLocks;
 pub use migrate::{migrate, MIGRATIONS};
 pub use principals::{Principal, Role};
 pub use read::{LogHead, RawEvent, StoredEvent};
@@ -106,13 +108,20 @@ pub async fn connect_app_with(
 pub struct Store {
     pool: PgPool,
     writer: append::WriterHandle,
+    /// Bounds the connections held by [`NameLocks`].
+    lock_holders: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Store {
     /// Starts the writer task. Must be called inside a tokio runtime.
     pub fn new(pool: PgPool) -> Store {
         let writer = append::WriterHandle::spawn(pool.clone());
-        Store { pool, writer }
+        let lock_holders = locks::holders(pool.options().get_max_connections());
+        Store {
+            pool,
+            writer,
+            lock_holders,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_insight_facts_text",
         include_str!("../../../migrations/0006_insight_facts_text.sql"),
     ),
+    (
+        "0007_duplicate_claims",
+        include_str!("../../../migrations/0007_duplicate_claims.sql"),
+    ),
 ];
 
 /// Lock key serialising migration runs of concurrent processes.

@@ -782,6 +782,47 @@ async fn duplicates_are_refused_unless_forced_with_a_reason() {
     assert_eq!(r.0, StatusCode::CREATED, "{}", r.2);
 }
 
+/// Registrations of one phone a moment apart, before any is projected
+/// (two clerks, a file imported in parallel): exactly one customer is
+/// created, the others are refused as its duplicates, and so is the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_of_one_phone_create_one_customer() {
+    let ctx = Ctx::new().await;
+    const NAMES: [&str; 12] = [
+        "王一", "王二", "王三", "王四", "王五", "王六", "王七", "王八", "王九", "王十", "王敏",
+        "王芳",
+    ];
+    let body = |i: usize| json!({"kind": "person", "details": {"name": NAMES[i], "phone": "139 0000 1111"}});
+    let rs = futures_util::future::join_all((0..6).map(|i| register(&ctx, body(i)))).await;
+    let created: Vec<String> = rs
+        .iter()
+        .filter(|r| r.0 == StatusCode::CREATED)
+        .map(|r| r.2["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(created.len(), 1, "{rs:?}");
+    let first = vec![(created[0].clone(), "phone".to_owned())];
+    for r in rs.iter().filter(|r| r.0 != StatusCode::CREATED) {
+        assert_eq!(duplicates(r), first);
+    }
+    let r = register(&ctx, body(9)).await;
+    assert_eq!(duplicates(&r), first);
+    // Forced with a reason, it is a second customer; both are found next.
+    let mut forced = body(10);
+    forced["force"] = json!(true);
+    forced["reason"] = json!("twins sharing a phone");
+    let r = register(&ctx, forced).await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.2);
+    let mut both = vec![
+        first[0].clone(),
+        (
+            r.2["id"].as_str().expect("id").to_owned(),
+            "phone".to_owned(),
+        ),
+    ];
+    both.sort();
+    assert_eq!(duplicates(&register(&ctx, body(11)).await), both);
+}
+
 async fn merge(ctx: &Ctx, survivor: &str, body: Value) -> Resp {
     ctx.call(
         Method::POST,
