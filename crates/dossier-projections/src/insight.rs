@@ -230,6 +230,31 @@ impl Slot {
     pub(crate) fn empty() -> Slot {
         Slot::stored(Output::None, None, NaiveDate::MIN)
     }
+
+    /// The read-model row of customer `id`.
+    pub(crate) fn out_row(&self, id: Uuid) -> OutRow<'_> {
+        OutRow {
+            id,
+            output: &self.output,
+            on: self.evaluated_on,
+            version: self.rules_version.as_deref().unwrap_or_default(),
+            // History seqs only grow: the last is the newest to be written.
+            changed_seq: self.history.last().map(|h| h.0),
+        }
+    }
+
+    /// The history rows of customer `id` not yet written.
+    pub(crate) fn history_rows(&self, id: Uuid) -> impl Iterator<Item = HistoryRow<'_>> {
+        self.history
+            .iter()
+            .map(move |(seq, output, on, version)| HistoryRow {
+                id,
+                seq: *seq,
+                output,
+                on: *on,
+                version,
+            })
+    }
 }
 
 /// A stored output: what, under which rules version, evaluated when.
@@ -452,7 +477,7 @@ impl Insight {
             for entry in entries.values_mut() {
                 self.evaluate(entry, rules, on, seq);
             }
-            self.flush(tx, &mut entries, rules, list).await?;
+            self.flush(tx, &mut entries, list).await?;
             after = last;
         }
     }
@@ -464,10 +489,8 @@ impl Insight {
         &self,
         tx: &mut Transaction<'static, Postgres>,
         entries: &mut HashMap<Uuid, Entry>,
-        rules: &Rules,
         list: &mut BTreeMap<Uuid, ListPart>,
     ) -> Result<(), ProjectionError> {
-        let version = rules.version();
         let (mut f_ids, mut f_docs) = (Vec::new(), Vec::new());
         let mut rows = Vec::new();
         let mut history = Vec::new();
@@ -477,27 +500,12 @@ impl Insight {
                 f_docs.push(facts_json(&e.facts)?);
             }
             if e.slot.output_dirty {
-                rows.push(OutRow {
-                    id: *id,
-                    output: &e.slot.output,
-                    on: e.slot.evaluated_on,
-                    version,
-                    // History seqs only grow: the last is this write's newest.
-                    changed_seq: e.slot.history.last().map(|h| h.0),
-                });
+                rows.push(e.slot.out_row(*id));
             }
             if e.slot.list_dirty && self.aspect.list_keeper().is_some() {
                 list.insert(*id, e.slot.output.list_part());
             }
-            for (seq, output, on, version) in &e.slot.history {
-                history.push(HistoryRow {
-                    id: *id,
-                    seq: *seq,
-                    output,
-                    on: *on,
-                    version,
-                });
-            }
+            history.extend(e.slot.history_rows(*id));
         }
         write_facts(tx, self.aspect, &f_ids, &f_docs).await?;
         write_outputs(tx, self.aspect, &rows, &history).await?;
@@ -943,7 +951,7 @@ impl Projection for Insight {
                     .map_err(|e| bad(e.to_string()))?;
                 // Everything before this event is written first: the run
                 // below reads the customers from the tables.
-                self.flush(tx, &mut entries, &rules, &mut list).await?;
+                self.flush(tx, &mut entries, &mut list).await?;
                 if clock.take(r.seq, sys) {
                     rules = self.rules(&clock)?;
                 }
@@ -964,7 +972,7 @@ impl Projection for Insight {
             entry.facts_dirty = true;
             self.evaluate(entry, &rules, on, r.seq);
         }
-        self.flush(tx, &mut entries, &rules, &mut list).await?;
+        self.flush(tx, &mut entries, &mut list).await?;
         if let Some(keeper) = self.aspect.list_keeper() {
             write_list_parts(tx, keeper, &list).await?;
         }

@@ -31,8 +31,7 @@ use uuid::Uuid;
 
 use crate::current::{domain_event, write_rows, Cols, Tracked};
 use crate::insight::{
-    facts_json, write_clock, write_facts, Aspect, Clock, HistoryRow, OutRow, Output, OutputBatch,
-    Slot,
+    facts_json, write_clock, write_facts, Aspect, Clock, Output, OutputBatch, Slot,
 };
 use crate::list::{insert_list_rows, ListRows};
 use crate::{ProjectionError, NAMES};
@@ -312,23 +311,8 @@ fn prepare_chunk(chunk: &[(Uuid, Folded)]) -> Result<PreparedChunk, ProjectionEr
         let mut rows = Vec::with_capacity(chunk.len());
         let mut history = Vec::new();
         for (id, c) in chunk {
-            let slot = &c.slots[i];
-            rows.push(OutRow {
-                id: *id,
-                output: &slot.output,
-                on: slot.evaluated_on,
-                version: slot.rules_version.as_deref().unwrap_or_default(),
-                changed_seq: slot.history.last().map(|h| h.0),
-            });
-            for (seq, output, on, version) in &slot.history {
-                history.push(HistoryRow {
-                    id: *id,
-                    seq: *seq,
-                    output,
-                    on: *on,
-                    version,
-                });
-            }
+            rows.push(c.slots[i].out_row(*id));
+            history.extend(c.slots[i].history_rows(*id));
         }
         outputs.push(OutputBatch::prepare(aspect, &rows, &history));
     }

@@ -46,14 +46,7 @@ impl Store {
         let rows = sqlx::query("SELECT stream_id, wrapped_key, master_key_id FROM customer_keys")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| CustomerKey {
-                stream_id: r.get("stream_id"),
-                wrapped_key: r.get("wrapped_key"),
-                master_key_id: r.get("master_key_id"),
-            })
-            .collect())
+        Ok(rows.iter().map(key_row).collect())
     }
 
     pub async fn customer_keys(&self, stream_ids: &[Uuid]) -> Result<Vec<CustomerKey>, StoreError> {
@@ -63,13 +56,14 @@ impl Store {
         .bind(stream_ids)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| CustomerKey {
-                stream_id: r.get("stream_id"),
-                wrapped_key: r.get("wrapped_key"),
-                master_key_id: r.get("master_key_id"),
-            })
-            .collect())
+        Ok(rows.iter().map(key_row).collect())
+    }
+}
+
+fn key_row(r: &sqlx::postgres::PgRow) -> CustomerKey {
+    CustomerKey {
+        stream_id: r.get("stream_id"),
+        wrapped_key: r.get("wrapped_key"),
+        master_key_id: r.get("master_key_id"),
     }
 }
