@@ -9,6 +9,7 @@ mod blackbox {
     mod export;
     mod import;
     mod no_database;
+    mod rebuild;
     mod smoke;
     mod tamper;
 }

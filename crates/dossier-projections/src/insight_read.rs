@@ -323,6 +323,33 @@ pub async fn find_duplicates(
     tags: &[IdentifierTag],
 ) -> Result<Vec<Duplicate>, ProjectionError> {
     let mut out = Vec::new();
+    // Claims first, the read model after: customer_current projects a
+    // customer and deletes its claims in one transaction, so a claim gone by
+    // now means the row is there for the queries below. (The other order
+    // misses a customer projected between the two.)
+    if !tags.is_empty() {
+        let all: Vec<Vec<u8>> = tags.iter().map(|t| t.tag.clone()).collect();
+        sqlx::query(
+            "DELETE FROM duplicate_claims c WHERE c.tag = ANY($1)
+             AND NOT EXISTS (SELECT 1 FROM stream_heads h WHERE h.stream_id = c.customer_id)",
+        )
+        .bind(&all)
+        .execute(store.pool())
+        .await?;
+        let claimed = sqlx::query(
+            "SELECT c.customer_id, c.field FROM duplicate_claims c
+             WHERE c.tag = ANY($1)
+               AND NOT EXISTS (SELECT 1 FROM customer_current cc WHERE cc.customer_id = c.customer_id)
+             ORDER BY c.field, c.customer_id LIMIT 40",
+        )
+        .bind(&all)
+        .fetch_all(store.pool())
+        .await?;
+        out.extend(claimed.into_iter().map(|r| Duplicate {
+            customer_id: r.get("customer_id"),
+            field: r.get("field"),
+        }));
+    }
     for (field, cond, v) in [
         ("phone", "phone = $1", &k.phone),
         ("email", "lower(email) = lower($1)", &k.email),
@@ -336,38 +363,14 @@ pub async fn find_duplicates(
         .bind(v)
         .fetch_all(store.pool())
         .await?;
-        out.extend(ids.into_iter().map(|customer_id| Duplicate {
-            customer_id,
-            field: field.to_owned(),
-        }));
-    }
-    if tags.is_empty() {
-        return Ok(out);
-    }
-    let all: Vec<Vec<u8>> = tags.iter().map(|t| t.tag.clone()).collect();
-    sqlx::query(
-        "DELETE FROM duplicate_claims c WHERE c.tag = ANY($1)
-         AND NOT EXISTS (SELECT 1 FROM stream_heads h WHERE h.stream_id = c.customer_id)",
-    )
-    .bind(&all)
-    .execute(store.pool())
-    .await?;
-    let claimed = sqlx::query(
-        "SELECT c.customer_id, c.field FROM duplicate_claims c
-         WHERE c.tag = ANY($1)
-           AND NOT EXISTS (SELECT 1 FROM customer_current cc WHERE cc.customer_id = c.customer_id)
-         ORDER BY c.field, c.customer_id LIMIT 40",
-    )
-    .bind(&all)
-    .fetch_all(store.pool())
-    .await?;
-    for r in claimed {
-        let d = Duplicate {
-            customer_id: r.get("customer_id"),
-            field: r.get("field"),
-        };
-        if !out.contains(&d) {
-            out.push(d);
+        for customer_id in ids {
+            let d = Duplicate {
+                customer_id,
+                field: field.to_owned(),
+            };
+            if !out.contains(&d) {
+                out.push(d);
+            }
         }
     }
     Ok(out)
