@@ -8,8 +8,10 @@
 //! with the secondary indexes dropped, indexes built again at the end.
 //!
 //! The fold applies exactly the projectors' code (`Tracked::apply`,
-//! `Facts::apply`, `Aspect::settle`, the same writers), so the tables come
-//! out row for row as an incremental rebuild leaves them (tested).
+//! `Facts::apply`, `Aspect::settle`, the same row writers; only
+//! `customer_list` rows are written whole, once, instead of by three
+//! keepers), so the tables come out row for row as an incremental rebuild
+//! leaves them (tested).
 //!
 //! Readers wait during the final transaction (TRUNCATE locks the tables)
 //! and then see the new models whole, never a half-built one. Running
