@@ -149,16 +149,15 @@ impl Projection for CustomerCurrent {
 impl Cols {
     /// Adds a customer's row (none before its registration).
     pub(crate) fn push(&mut self, id: Uuid, row: &Tracked) {
-        let cols = self;
         let Some(kind) = row.state.kind else { return };
         let doc = customer_json(&row.state);
         let text = |f: Field| row.state.details.get(&f).map(|v| v.as_str().to_owned());
-        cols.id.push(id);
-        cols.kind.push(kind.as_str().to_owned());
-        cols.name.push(text(Field::Name));
-        cols.owner.push(row.state.owner.clone());
-        cols.region.push(text(Field::Region));
-        cols.industry.push(text(Field::Industry));
+        self.id.push(id);
+        self.kind.push(kind.as_str().to_owned());
+        self.name.push(text(Field::Name));
+        self.owner.push(row.state.owner.clone());
+        self.region.push(text(Field::Region));
+        self.industry.push(text(Field::Industry));
         let (name, phone, email, code) = (
             text(Field::Name),
             text(Field::Phone),
@@ -180,24 +179,24 @@ impl Cols {
             &terms,
             &key,
         );
-        cols.facets.push(facets.join(&TERM_SEP.to_string()));
-        cols.name_key.push(key);
-        cols.phone.push(phone);
-        cols.email.push(email);
-        cols.credit_code.push(code);
-        cols.archived.push(row.state.archived);
-        cols.erased.push(row.erased);
-        cols.details.push(doc["details"].to_string());
-        cols.contacts.push(doc["contacts"].to_string());
-        cols.file.push(doc.to_string());
-        cols.tags.push(tags.join(&TERM_SEP.to_string()));
-        cols.national_id.push(text(Field::NationalId));
-        cols.merged_into.push(row.state.merged_into);
-        cols.version.push(row.version);
-        cols.last_seq.push(row.last_seq);
-        cols.last_hash.push(row.last_hash.clone());
-        cols.created_at.push(row.created_at);
-        cols.updated_at.push(row.updated_at);
+        self.facets.push(facets.join(&TERM_SEP.to_string()));
+        self.name_key.push(key);
+        self.phone.push(phone);
+        self.email.push(email);
+        self.credit_code.push(code);
+        self.archived.push(row.state.archived);
+        self.erased.push(row.erased);
+        self.details.push(doc["details"].to_string());
+        self.contacts.push(doc["contacts"].to_string());
+        self.file.push(doc.to_string());
+        self.tags.push(tags.join(&TERM_SEP.to_string()));
+        self.national_id.push(text(Field::NationalId));
+        self.merged_into.push(row.state.merged_into);
+        self.version.push(row.version);
+        self.last_seq.push(row.last_seq);
+        self.last_hash.push(row.last_hash.clone());
+        self.created_at.push(row.created_at);
+        self.updated_at.push(row.updated_at);
     }
 }
 

@@ -131,7 +131,7 @@ pub async fn rebuild_all(
 
     let started = Instant::now();
     let customers = book.customers.len();
-    replace_tables(&mut tx, book, head).await?;
+    replace_tables(&mut tx, book, head, &names).await?;
     tx.commit().await?;
     for t in TABLES {
         // Constant names; fresh statistics for the planner.
@@ -199,11 +199,13 @@ fn fold(
     Ok(book)
 }
 
-/// Replaces the read-model tables with the book, inside `tx`.
+/// Replaces the read-model tables with the book and sets the checkpoints
+/// of the projections `names` to `head`, inside `tx`.
 async fn replace_tables(
     tx: &mut Transaction<'static, Postgres>,
     book: Book,
     head: i64,
+    names: &[String],
 ) -> Result<(), ProjectionError> {
     let tables: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
     // Secondary indexes (not those of constraints) are dropped while the
@@ -276,7 +278,7 @@ async fn replace_tables(
         "UPDATE projection_checkpoints SET seq = $1, updated_at = now() WHERE name = ANY($2)",
     )
     .bind(head)
-    .bind(NAMES.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+    .bind(names)
     .execute(&mut **tx)
     .await?;
     Ok(())

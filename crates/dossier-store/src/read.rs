@@ -52,8 +52,11 @@ pub struct LogHead {
 }
 
 fn decode(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    let body: &[u8] = row.try_get("body")?;
-    let hash: &[u8] = row.try_get("hash")?;
+    stored_event(row.try_get("body")?, row.try_get("hash")?)
+}
+
+/// A stored event from its `body` and `hash` columns (every read path).
+pub(crate) fn stored_event(body: &[u8], hash: &[u8]) -> Result<StoredEvent, StoreError> {
     let record: EventRecord = serde_json::from_slice(body)
         .map_err(|e| StoreError::Corrupt(format!("event body does not parse: {e}")))?;
     let hash =

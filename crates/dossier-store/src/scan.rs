@@ -5,11 +5,10 @@
 
 use std::sync::mpsc as std_mpsc;
 
-use dossier_chain::{EventRecord, Hash};
 use tokio::sync::mpsc;
 
 use crate::error::StoreError;
-use crate::read::StoredEvent;
+use crate::read::{stored_event, StoredEvent};
 use crate::verify::{range_copy, read_range, CopyParser, Stop, BUFFERS_IN_FLIGHT};
 use crate::Store;
 
@@ -89,14 +88,7 @@ fn decode_rows(
     let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
     while let Some(mut buf) = full.blocking_recv() {
         let parsed = parser.parse(&buf, |t| {
-            let record: EventRecord = serde_json::from_slice(t.body).map_err(|e| {
-                Stop::Corrupt(StoreError::Corrupt(format!(
-                    "event body does not parse: {e}"
-                )))
-            })?;
-            let hash = Hash::from_slice(t.hash)
-                .ok_or_else(|| Stop::Corrupt(StoreError::Corrupt("hash is not 32 bytes".into())))?;
-            chunk.push(StoredEvent { record, hash });
+            chunk.push(stored_event(t.body, t.hash).map_err(Stop::Corrupt)?);
             if chunk.len() == CHUNK_EVENTS {
                 let next = Vec::with_capacity(CHUNK_EVENTS);
                 if out
