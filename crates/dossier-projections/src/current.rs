@@ -9,7 +9,10 @@ use serde_json::Value;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::list::{base_facets, name_key, search_terms, CurrentListCols, TERM_SEP};
+use crate::list::{
+    base_facets, name_key, search_entries, search_terms, write_search_rows, CurrentListCols, SearchRows,
+    TERM_SEP,
+};
 use crate::{Projection, ProjectionError};
 
 pub struct CustomerCurrent {
@@ -138,9 +141,12 @@ impl Projection for CustomerCurrent {
     }
 
     async fn reset(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), ProjectionError> {
-        sqlx::query("DELETE FROM customer_current")
-            .execute(&mut **tx)
-            .await?;
+        for table in ["customer_current", "customer_search"] {
+            // Table names are constants, never input.
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut **tx)
+                .await?;
+        }
         crate::list::clear_columns(tx, crate::list::Keeper::Current).await?;
         Ok(())
     }
@@ -172,14 +178,9 @@ impl Cols {
         );
         let key = name_key(name.as_deref());
         let tags: Vec<String> = row.state.tags.iter().cloned().collect();
-        let facets = base_facets(
-            kind.as_str(),
-            text(Field::Industry).as_deref(),
-            &tags,
-            &terms,
-            &key,
-        );
+        let facets = base_facets(kind.as_str(), text(Field::Industry).as_deref(), &tags);
         self.facets.push(facets.join(&TERM_SEP.to_string()));
+        self.search.push(id, &key, &search_entries(&terms, &key));
         self.name_key.push(key);
         self.phone.push(phone);
         self.email.push(email);
@@ -214,6 +215,11 @@ impl Cols {
         }
     }
 
+    /// The customer_search rows of these customers.
+    pub(crate) fn search(&self) -> &SearchRows {
+        &self.search
+    }
+
     /// The customer of the row at `i`, if there is one.
     pub(crate) fn id_at(&self, i: usize) -> Option<Uuid> {
         self.id.get(i).copied()
@@ -221,7 +227,7 @@ impl Cols {
 }
 
 /// Upserts the rows in `cols` into customer_current and, with `list`, their
-/// columns of customer_list.
+/// columns of customer_list and their customer_search rows (when changed).
 pub(crate) async fn write_rows(
     tx: &mut Transaction<'static, Postgres>,
     cols: &Cols,
@@ -303,7 +309,7 @@ pub(crate) async fn write_rows(
     .bind(TERM_SEP.to_string())
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    write_search_rows(tx, &cols.search).await
 }
 
 /// customer_current rows (and their customer_list columns) as column arrays.
@@ -335,6 +341,7 @@ pub(crate) struct Cols {
     tags: Vec<String>,
     national_id: Vec<Option<String>>,
     merged_into: Vec<Option<Uuid>>,
+    search: SearchRows,
 }
 
 /// A row of `customer_current` as the API returns it.

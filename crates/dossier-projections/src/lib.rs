@@ -122,11 +122,18 @@ pub async fn status(store: &Store, name: &str) -> Result<Status, ProjectionError
 pub async fn step<P: Projection>(store: &Store, projection: &P) -> Result<usize, ProjectionError> {
     let mut tx = store.pool().begin().await?;
     // The row lock orders this batch against a concurrent rebuild's reset.
-    let seq: Option<i64> =
-        sqlx::query_scalar("SELECT seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-            .bind(projection.name())
-            .fetch_optional(&mut *tx)
-            .await?;
+    // The commit does not wait for the WAL flush (synchronous_commit off, for
+    // this transaction only): a crash of the database server may undo the
+    // last few batches, read-model rows and checkpoint together, and the
+    // projector applies them again. Every later synchronous commit (any
+    // append) flushes them too. See ARCHITECTURE.md.
+    let seq: Option<i64> = sqlx::query_scalar(
+        "SELECT (SELECT seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE),
+                set_config('synchronous_commit', 'off', true)",
+    )
+    .bind(projection.name())
+    .fetch_one(&mut *tx)
+    .await?;
     let after = seq.unwrap_or(0);
     let events = store.read_log(after, BATCH).await?;
     if events.is_empty() {

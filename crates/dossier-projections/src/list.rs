@@ -1,9 +1,12 @@
 //! Sales' customer list over the `customer_list` read model: filters, search,
 //! sorting and keyset (cursor) pagination.
 //!
-//! Search uses the search terms (see [`search_terms`]) the projector keeps as
-//! `q:` facets:
-//! a query of 1-2 characters matches when it is a term; a longer one when all
+//! Search uses the search terms (see [`search_terms`]) the projector keeps in
+//! `customer_search` as `q:` entries (and `m:` for the terms a name does not
+//! start with); the list filters on them through a semi-join on the
+//! customer id. They live apart from `customer_list`, whose row every event
+//! rewrites, so that the terms' GIN entries are written only when they change.
+//! A query of 1-2 characters matches when it is a term; a longer one when all
 //! its 2-character substrings are terms and the name contains it, or when it
 //! equals a term (a phone's digits, an e-mail, a credit code).
 
@@ -307,20 +310,20 @@ pub fn name_key(name: Option<&str>) -> String {
 }
 
 /// The facets `customer_current` keeps in `customer_list.base_facets`: what
-/// the list filters on (but owner and region, columns) plus the search terms, as `q:<term>` (every term) and
-/// `m:<term>` (the terms the name does not start with).
-pub fn base_facets(
-    kind: &str,
-    industry: Option<&str>,
-    tags: &[String],
-    terms: &[String],
-    name_key: &str,
-) -> Vec<String> {
+/// the list filters on (but owner and region, columns).
+pub fn base_facets(kind: &str, industry: Option<&str>, tags: &[String]) -> Vec<String> {
     let mut f = vec![format!("kind:{kind}")];
     if let Some(v) = industry {
         f.push(format!("industry:{v}"));
     }
     f.extend(tags.iter().map(|t| format!("tag:{t}")));
+    f
+}
+
+/// The entries of `customer_search.terms`: `q:<term>` for every search term
+/// and `m:<term>` for the terms the name does not start with.
+pub fn search_entries(terms: &[String], name_key: &str) -> Vec<String> {
+    let mut f = Vec::with_capacity(terms.len() * 2);
     for t in terms {
         f.push(format!("q:{t}"));
         if !name_key.starts_with(t.as_str()) {
@@ -328,6 +331,50 @@ pub fn base_facets(
         }
     }
     f
+}
+
+/// `customer_search` rows as column arrays (entries joined by `TERM_SEP`).
+#[derive(Default)]
+pub(crate) struct SearchRows {
+    id: Vec<Uuid>,
+    name_key: Vec<String>,
+    terms: Vec<String>,
+}
+
+impl SearchRows {
+    pub(crate) fn push(&mut self, id: Uuid, name_key: &str, entries: &[String]) {
+        self.id.push(id);
+        self.name_key.push(name_key.to_owned());
+        self.terms.push(entries.join(&TERM_SEP.to_string()));
+    }
+}
+
+/// Upserts `customer_search` rows, leaving a row whose name key and terms are
+/// unchanged untouched (no new row version, no index entries): most events
+/// change neither.
+pub(crate) async fn write_search_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    rows: &SearchRows,
+) -> Result<(), ProjectionError> {
+    if rows.id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO customer_search (customer_id, name_key, terms)
+         SELECT id, nk, CASE WHEN t = '' THEN '{}'::text[] ELSE string_to_array(t, $4) END
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS x(id, nk, t)
+         ORDER BY id
+         ON CONFLICT (customer_id) DO UPDATE SET name_key = excluded.name_key, terms = excluded.terms
+         WHERE customer_search.name_key IS DISTINCT FROM excluded.name_key
+            OR customer_search.terms IS DISTINCT FROM excluded.terms",
+    )
+    .bind(&rows.id)
+    .bind(&rows.name_key)
+    .bind(&rows.terms)
+    .bind(TERM_SEP.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// The projectors that keep `customer_list`, each its own columns of a row.
@@ -583,8 +630,8 @@ impl Filters {
         }
     }
 
-    /// `WHERE ...` with `extra` facets required on top of the filters.
-    fn push(&self, b: &mut QueryBuilder<'_, Postgres>, extra: &[String]) {
+    /// `WHERE ...` of the filters.
+    fn push(&self, b: &mut QueryBuilder<'_, Postgres>) {
         b.push(" WHERE l.archived = ").push_bind(self.archived);
         for (col, v) in [
             ("owner", &self.owner),
@@ -595,9 +642,10 @@ impl Filters {
                 b.push(format!(" AND l.{col} = ")).push_bind(v.clone());
             }
         }
-        let all: Vec<String> = self.all.iter().chain(extra).cloned().collect();
-        if !all.is_empty() {
-            b.push(" AND l.facets @> ").push_bind(all).push("::text[]");
+        if !self.all.is_empty() {
+            b.push(" AND l.facets @> ")
+                .push_bind(self.all.clone())
+                .push("::text[]");
         }
         if !self.any.is_empty() {
             b.push(" AND l.facets && ")
@@ -676,14 +724,11 @@ fn push_branch(
         "(SELECT l.customer_id, l.{} AS sort_key FROM customer_list l",
         order.key
     ));
-    let extra: Vec<String> = match search {
-        Branch::Term(t) => vec![format!("q:{t}")],
-        Branch::NotAtStart(Search::Term(t)) => vec![format!("m:{t}")],
-        _ => Vec::new(),
-    };
-    filters.push(b, &extra);
+    filters.push(b);
     match search {
-        Branch::All | Branch::Term(_) | Branch::NotAtStart(Search::Term(_)) => {}
+        Branch::All => {}
+        Branch::Term(t) => push_term(b, &format!("q:{t}")),
+        Branch::NotAtStart(Search::Term(t)) => push_term(b, &format!("m:{t}")),
         Branch::Long { text, grams } => push_long(b, text, grams),
         Branch::NotAtStart(Search::Long { text, grams }) => {
             push_long(b, text, grams);
@@ -703,13 +748,22 @@ fn push_branch(
     b.push(")");
 }
 
+/// Customers whose search entries include `entry`.
+fn push_term(b: &mut QueryBuilder<'_, Postgres>, entry: &str) {
+    b.push(" AND l.customer_id IN (SELECT s.customer_id FROM customer_search s WHERE s.terms @> ARRAY[")
+        .push_bind(entry.to_owned())
+        .push("]::text[])");
+}
+
+/// Customers with every 2-character gram of `text` whose name contains it,
+/// or with `text` as a whole term.
 fn push_long(b: &mut QueryBuilder<'_, Postgres>, text: &str, grams: &[String]) {
     let grams: Vec<String> = grams.iter().map(|g| format!("q:{g}")).collect();
-    b.push(" AND ((l.facets @> ")
+    b.push(" AND l.customer_id IN (SELECT s.customer_id FROM customer_search s WHERE (s.terms @> ")
         .push_bind(grams)
-        .push("::text[] AND strpos(l.name_key, ")
+        .push("::text[] AND strpos(s.name_key, ")
         .push_bind(text.to_owned())
-        .push(") > 0) OR l.facets @> ARRAY[")
+        .push(") > 0) OR s.terms @> ARRAY[")
         .push_bind(format!("q:{text}"))
         .push("]::text[])");
 }
@@ -898,25 +952,24 @@ mod tests {
     }
 
     #[test]
-    fn facets_mark_terms_not_at_the_start_of_the_name() {
+    fn search_entries_mark_terms_not_at_the_start_of_the_name() {
         let key = name_key(Some("Li Wei"));
         assert_eq!(key, "li wei");
         let terms = search_terms(Some("Li Wei"), None, None, None);
-        let f = base_facets("person", Some("retail"), &["vip".into()], &terms, &key);
-        for want in [
-            "kind:person",
-            "industry:retail",
-            "tag:vip",
-            "q:li",
-            "q:we",
-            "m:we",
-            "m:wei",
-        ] {
+        let f = search_entries(&terms, &key);
+        for want in ["q:li", "q:we", "m:we", "m:wei"] {
             assert!(f.contains(&want.to_owned()), "{want} in {f:?}");
         }
         for absent in ["m:li", "m:l"] {
             assert!(!f.iter().any(|x| x == absent), "{absent} in {f:?}");
         }
+        assert_eq!(f.len(), terms.len() + f.iter().filter(|e| e.starts_with("m:")).count());
+    }
+
+    #[test]
+    fn list_facets_hold_no_search_terms() {
+        let f = base_facets("person", Some("retail"), &["vip".into()]);
+        assert_eq!(f, ["kind:person", "industry:retail", "tag:vip"]);
     }
 
     #[test]

@@ -35,13 +35,14 @@ use crate::current::{domain_event, write_rows, Cols, Tracked};
 use crate::insight::{
     facts_json, write_clock, write_facts, Aspect, Clock, Output, OutputBatch, Slot,
 };
-use crate::list::{insert_list_rows, ListRows};
+use crate::list::{insert_list_rows, write_search_rows, ListRows};
 use crate::{ProjectionError, NAMES};
 
 /// Every table the projections write; a full rebuild replaces them all.
 const TABLES: &[&str] = &[
     "customer_current",
     "customer_list",
+    "customer_search",
     "customer_tier",
     "customer_tier_history",
     "customer_risk",
@@ -348,6 +349,7 @@ async fn write_chunk(
     chunk: &PreparedChunk,
 ) -> Result<(), ProjectionError> {
     write_rows(tx, &chunk.current, false).await?;
+    write_search_rows(tx, chunk.current.search()).await?;
     for aspect in Aspect::ALL {
         let docs = if aspect == Aspect::FollowUps {
             &chunk.facts_open

@@ -250,7 +250,9 @@ impl World {
                 "SELECT t::text FROM customer_current t
                  UNION ALL
                  SELECT (l.customer_id, l.archived, l.name_key, l.created_at, l.updated_at, l.owner, l.region, l.base_facets)::text
-                 FROM customer_list l WHERE l.archived IS NOT NULL ORDER BY 1",
+                 FROM customer_list l WHERE l.archived IS NOT NULL
+                 UNION ALL
+                 SELECT s::text FROM customer_search s ORDER BY 1",
             )
             .fetch_all(self.store.pool())
             .await?,
@@ -299,16 +301,20 @@ impl World {
             // The list's columns: contact fields and search terms from the details.
             let d = &snap.file["details"];
             let text = |f: &str| d[f].as_str().map(str::to_owned);
-            let (phone, email, code, facets, name_key, archived): (
+            let (phone, email, code, facets, entries, name_key, search_key, archived): (
                 Option<String>,
                 Option<String>,
                 Option<String>,
                 Vec<String>,
+                Vec<String>,
+                String,
                 String,
                 bool,
             ) = sqlx::query_as(
-                "SELECT c.phone, c.email, c.credit_code, l.base_facets, l.name_key, l.archived
+                "SELECT c.phone, c.email, c.credit_code, l.base_facets, s.terms, l.name_key, s.name_key,
+                        l.archived
                  FROM customer_current c JOIN customer_list l USING (customer_id)
+                      JOIN customer_search s USING (customer_id)
                  WHERE customer_id = $1",
             )
             .bind(c.id)
@@ -324,15 +330,21 @@ impl World {
                 code.as_deref(),
             );
             assert!(!want.is_empty());
-            let terms: Vec<String> = facets
+            let terms: Vec<String> = entries
                 .iter()
                 .filter_map(|f| f.strip_prefix("q:").map(str::to_owned))
                 .collect();
             assert_eq!(terms, want, "search terms of {}", c.id);
             let name = text("name").unwrap_or_default().to_lowercase();
             assert_eq!(name_key, name, "name key of {}", c.id);
+            assert_eq!(search_key, name, "search name key of {}", c.id);
+            assert!(
+                !facets.iter().any(|f| f.starts_with("q:") || f.starts_with("m:")),
+                "no search terms in the list facets of {}",
+                c.id
+            );
             for t in &terms {
-                let mid = facets.contains(&format!("m:{t}"));
+                let mid = entries.contains(&format!("m:{t}"));
                 assert_eq!(mid, !name.starts_with(t.as_str()), "m:{t} of {}", c.id);
             }
             assert!(facets.contains(&format!("kind:{}", snap.file["kind"].as_str().unwrap())));
@@ -367,8 +379,8 @@ async fn run_seed(seed: u64) -> anyhow::Result<()> {
     let head = w.head().await?;
     assert_eq!(w.checkpoint().await?, head);
     let incremental = w.table().await?;
-    // One customer_current and one customer_list row per customer.
-    assert_eq!(incremental.len(), 2 * w.customers.len());
+    // One customer_current, customer_list and customer_search row per customer.
+    assert_eq!(incremental.len(), 3 * w.customers.len());
     w.check_rows_against_log().await?;
 
     // (d) at-least-once: a step with nothing new changes nothing.

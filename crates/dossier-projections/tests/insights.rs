@@ -47,6 +47,7 @@ const TABLES: &[&str] = &[
     "insight_state",
     "customer_current",
     "customer_list",
+    "customer_search",
 ];
 
 /// Two rule sets the random logs adopt, in this order: other thresholds,

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_duplicate_claims",
         include_str!("../../../migrations/0007_duplicate_claims.sql"),
     ),
+    (
+        "0008_customer_search",
+        include_str!("../../../migrations/0008_customer_search.sql"),
+    ),
 ];
 
 /// Lock key serialising migration runs of concurrent processes.

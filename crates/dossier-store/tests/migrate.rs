@@ -155,3 +155,80 @@ async fn concurrent_migrations_of_an_empty_database_apply_once() -> anyhow::Resu
         .await?;
     result
 }
+
+/// 0008 moves the search terms of existing `customer_list` rows into
+/// `customer_search` and leaves the other facets where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0008_moves_search_terms_out_of_the_list() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let admin = db.owner_pool().await?;
+    let fresh = format!("{}_m8", db.name);
+    admin
+        .execute(format!("CREATE DATABASE \"{fresh}\"").as_str())
+        .await?;
+    let result = async {
+        let opts = db.url().parse::<PgConnectOptions>()?.database(&fresh);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        // The database as the previous release left it: 0001..0007 applied.
+        pool.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY, checksum bytea NOT NULL,
+                                             applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let split = MIGRATIONS
+            .iter()
+            .position(|(v, _)| *v == "0008_customer_search")
+            .expect("0008 is listed");
+        for (version, sql) in &MIGRATIONS[..split] {
+            pool.execute(*sql).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)")
+                .bind(version)
+                .bind(Sha256::digest(sql.as_bytes()).to_vec())
+                .execute(&pool)
+                .await?;
+        }
+        let (person, pending) = (Uuid::new_v4(), Uuid::new_v4());
+        sqlx::query(
+            "INSERT INTO customer_list (customer_id, archived, name_key, base_facets, tier_facets)
+             VALUES ($1, false, 'li wei', ARRAY['kind:person', 'q:li', 'q:wei', 'm:wei', 'tag:q:x'],
+                     ARRAY['importance:general']),
+                    ($2, NULL, NULL, NULL, ARRAY['importance:general'])",
+        )
+        .bind(person)
+        .bind(pending)
+        .execute(&pool)
+        .await?;
+        migrate(&pool).await?;
+        let (facets, tier): (Vec<String>, Vec<String>) = sqlx::query_as(
+            "SELECT base_facets, tier_facets FROM customer_list WHERE customer_id = $1",
+        )
+        .bind(person)
+        .fetch_one(&pool)
+        .await?;
+        assert_eq!(facets, ["kind:person", "tag:q:x"]);
+        assert_eq!(tier, ["importance:general"]);
+        let rows: Vec<(Uuid, String, Vec<String>)> =
+            sqlx::query_as("SELECT customer_id, name_key, terms FROM customer_search")
+                .fetch_all(&pool)
+                .await?;
+        assert_eq!(
+            rows,
+            [(
+                person,
+                "li wei".to_owned(),
+                vec!["q:li".to_owned(), "q:wei".to_owned(), "m:wei".to_owned()]
+            )],
+            "a row not yet projected by customer_current gets no search row"
+        );
+        pool.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS \"{fresh}\" WITH (FORCE)").as_str())
+        .await?;
+    result
+}
