@@ -748,24 +748,30 @@ fn push_branch(
     b.push(")");
 }
 
+// The matches of a search are collected first, as an array (an InitPlan run
+// once), and the list rows fetched by id: the work is bounded by the number
+// of matches. As a plain `IN (SELECT ...)` the planner, guessing ~0.15 % of
+// the rows match, walked the sort index probing customer_search row by row,
+// through all million rows when a term matched nothing (8 s, measured).
+
 /// Customers whose search entries include `entry`.
 fn push_term(b: &mut QueryBuilder<'_, Postgres>, entry: &str) {
-    b.push(" AND l.customer_id IN (SELECT s.customer_id FROM customer_search s WHERE s.terms @> ARRAY[")
+    b.push(" AND l.customer_id = ANY(ARRAY(SELECT s.customer_id FROM customer_search s WHERE s.terms @> ARRAY[")
         .push_bind(entry.to_owned())
-        .push("]::text[])");
+        .push("]::text[]))");
 }
 
 /// Customers with every 2-character gram of `text` whose name contains it,
 /// or with `text` as a whole term.
 fn push_long(b: &mut QueryBuilder<'_, Postgres>, text: &str, grams: &[String]) {
     let grams: Vec<String> = grams.iter().map(|g| format!("q:{g}")).collect();
-    b.push(" AND l.customer_id IN (SELECT s.customer_id FROM customer_search s WHERE (s.terms @> ")
+    b.push(" AND l.customer_id = ANY(ARRAY(SELECT s.customer_id FROM customer_search s WHERE (s.terms @> ")
         .push_bind(grams)
         .push("::text[] AND strpos(s.name_key, ")
         .push_bind(text.to_owned())
         .push(") > 0) OR s.terms @> ARRAY[")
         .push_bind(format!("q:{text}"))
-        .push("]::text[])");
+        .push("]::text[]))");
 }
 
 /// Which rows one branch of the page query collects.
