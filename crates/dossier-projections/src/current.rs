@@ -10,8 +10,8 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::list::{
-    base_facets, name_key, search_entries, search_terms, write_search_rows, CurrentListCols, SearchRows,
-    TERM_SEP,
+    base_facets, name_key, search_entries, search_terms, write_search_rows, CurrentListCols,
+    SearchRows, TERM_SEP,
 };
 use crate::{Projection, ProjectionError};
 

@@ -321,12 +321,14 @@ pub fn base_facets(kind: &str, industry: Option<&str>, tags: &[String]) -> Vec<S
 }
 
 /// The entries of `customer_search.terms`: `q:<term>` for every search term
-/// and `m:<term>` for the terms the name does not start with.
+/// and `m:<term>` for the terms of one or two characters the name does not
+/// start with (only a one- or two-character query looks for `m:`; longer
+/// ones check the name itself).
 pub fn search_entries(terms: &[String], name_key: &str) -> Vec<String> {
     let mut f = Vec::with_capacity(terms.len() * 2);
     for t in terms {
         f.push(format!("q:{t}"));
-        if !name_key.starts_with(t.as_str()) {
+        if t.chars().count() <= 2 && !name_key.starts_with(t.as_str()) {
             f.push(format!("m:{t}"));
         }
     }
@@ -963,13 +965,17 @@ mod tests {
         assert_eq!(key, "li wei");
         let terms = search_terms(Some("Li Wei"), None, None, None);
         let f = search_entries(&terms, &key);
-        for want in ["q:li", "q:we", "m:we", "m:wei"] {
+        for want in ["q:li", "q:we", "q:wei", "m:we", "m:w"] {
             assert!(f.contains(&want.to_owned()), "{want} in {f:?}");
         }
-        for absent in ["m:li", "m:l"] {
+        // "wei" is a term, but no query looks it up as `m:` (3 characters).
+        for absent in ["m:li", "m:l", "m:wei"] {
             assert!(!f.iter().any(|x| x == absent), "{absent} in {f:?}");
         }
-        assert_eq!(f.len(), terms.len() + f.iter().filter(|e| e.starts_with("m:")).count());
+        assert_eq!(
+            f.len(),
+            terms.len() + f.iter().filter(|e| e.starts_with("m:")).count()
+        );
     }
 
     #[test]

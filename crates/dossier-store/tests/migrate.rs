@@ -193,7 +193,7 @@ async fn migration_0008_moves_search_terms_out_of_the_list() -> anyhow::Result<(
         let (person, pending) = (Uuid::new_v4(), Uuid::new_v4());
         sqlx::query(
             "INSERT INTO customer_list (customer_id, archived, name_key, base_facets, tier_facets)
-             VALUES ($1, false, 'li wei', ARRAY['kind:person', 'q:li', 'q:wei', 'm:wei', 'tag:q:x'],
+             VALUES ($1, false, 'li wei', ARRAY['kind:person', 'q:li', 'q:wei', 'm:we', 'm:wei', 'tag:q:x'],
                      ARRAY['importance:general']),
                     ($2, NULL, NULL, NULL, ARRAY['importance:general'])",
         )
@@ -219,9 +219,10 @@ async fn migration_0008_moves_search_terms_out_of_the_list() -> anyhow::Result<(
             [(
                 person,
                 "li wei".to_owned(),
-                vec!["q:li".to_owned(), "q:wei".to_owned(), "m:wei".to_owned()]
+                vec!["q:li".to_owned(), "q:wei".to_owned(), "m:we".to_owned()]
             )],
-            "a row not yet projected by customer_current gets no search row"
+            "a row not yet projected by customer_current gets no search row; \
+             `m:` entries of more than two characters are dropped"
         );
         pool.close().await;
         anyhow::Ok(())
