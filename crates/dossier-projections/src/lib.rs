@@ -135,7 +135,7 @@ pub async fn step<P: Projection>(store: &Store, projection: &P) -> Result<usize,
     .fetch_one(&mut *tx)
     .await?;
     let after = seq.unwrap_or(0);
-    let events = store.read_log(after, BATCH).await?;
+    let events = store.read_log_shared(after, BATCH).await?;
     if events.is_empty() {
         tx.rollback().await?;
         return Ok(0);

@@ -14,6 +14,7 @@ mod migrate;
 mod principals;
 mod read;
 mod scan;
+mod tail;
 mod verify;
 
 use std::time::Duration;
@@ -110,6 +111,8 @@ pub struct Store {
     writer: append::WriterHandle,
     /// Bounds the connections held by [`NameLocks`].
     lock_holders: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The last batches the projectors read (`read_log_shared`).
+    tail: std::sync::Arc<tail::Tail<StoredEvent>>,
 }
 
 impl Store {
@@ -121,6 +124,7 @@ impl Store {
             pool,
             writer,
             lock_holders,
+            tail: std::sync::Arc::new(tail::Tail::new(tail::FRESH)),
         }
     }
 

@@ -111,6 +111,24 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// [`Store::read_log`] for projectors: the same batch asked for again
+    /// soon after (the other projectors of this process, woken by the same
+    /// notification) is handed out again instead of read and decoded again.
+    /// Always a gap-free prefix of the events after `after` (see `tail.rs`).
+    pub async fn read_log_shared(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<std::sync::Arc<[StoredEvent]>, StoreError> {
+        let now = std::time::Instant::now();
+        if let Some(batch) = self.tail.get(after, limit, now) {
+            return Ok(batch);
+        }
+        let events: std::sync::Arc<[StoredEvent]> = self.read_log(after, limit).await?.into();
+        self.tail.put(after, limit, now, events.clone());
+        Ok(events)
+    }
+
     /// Up to `limit` stored events with seq > `after`, undecoded, in seq order.
     pub async fn read_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
         let rows = sqlx::query(
