@@ -468,6 +468,7 @@ async fn lag(
         })
     };
     let rate = max_rate / 2.0;
+    let started = Utc::now();
     let acks = append_orders(service, sales, ids, secs, Some(rate)).await?;
     let last = acks.last().map_or(0, |a| a.0);
     for name in dossier_projections::NAMES {
@@ -490,7 +491,7 @@ async fn lag(
     println!(
         "    {} orders at {rate:.0} events/s for {secs} s (started {})",
         acks.len(),
-        Utc::now().format("%H:%M:%S")
+        started.format("%H:%M:%S")
     );
     Ok(report("lag until all four projections have it", lags))
 }
