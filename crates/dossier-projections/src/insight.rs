@@ -136,7 +136,29 @@ pub struct Insight {
     keyring: Keyring,
     /// Parsed rules by the seq of their RulesAdopted event (0 = defaults).
     rules_cache: Mutex<Option<(i64, Rules)>>,
+    /// Customers' state as this projector last wrote it (see [`Recent`]).
+    recent: Mutex<Recent>,
 }
+
+/// Customers' entries as written by the last batches of this projector, so
+/// that the next batch need not read and parse them again.
+///
+/// Valid only for a batch that starts right after the last one this
+/// instance applied (`next`): the state at a checkpoint is a function of the
+/// log up to it (rebuild == incremental, whatever the batch boundaries), so
+/// whoever else wrote the tables meanwhile (a rebuild, another leader), the
+/// rows at that checkpoint equal these entries. A batch starting anywhere
+/// else (its transaction failed, a reset, another leader went on) empties
+/// it; so does an evaluation run or a rules change (they re-evaluate every
+/// customer in the tables).
+#[derive(Default)]
+struct Recent {
+    next: i64,
+    entries: HashMap<Uuid, Entry>,
+}
+
+/// Customers kept in [`Recent`] (a few KB each).
+const RECENT_MAX: usize = 20_000;
 
 /// The projector's clock and rules: part of its state, rebuilt from the log.
 #[derive(Clone, Debug)]
@@ -306,7 +328,30 @@ impl Insight {
             store,
             keyring,
             rules_cache: Mutex::new(None),
+            recent: Mutex::new(Recent::default()),
         }
+    }
+
+    /// Takes the kept entries of `ids` for a batch starting at `first`.
+    fn take_recent(&self, first: i64, ids: &[Uuid]) -> HashMap<Uuid, Entry> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.next != first {
+            recent.entries.clear();
+            return HashMap::new();
+        }
+        ids.iter()
+            .filter_map(|id| recent.entries.remove(id).map(|e| (*id, e)))
+            .collect()
+    }
+
+    /// Keeps the entries written by a batch whose last event is `last`.
+    fn keep_recent(&self, last: i64, written: HashMap<Uuid, Entry>, ran: bool) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if ran || recent.entries.len() + written.len() > RECENT_MAX {
+            recent.entries.clear();
+        }
+        recent.entries.extend(written);
+        recent.next = last + 1;
     }
 
     fn rules(&self, clock: &Clock) -> Result<Rules, ProjectionError> {
@@ -477,19 +522,20 @@ impl Insight {
             for entry in entries.values_mut() {
                 self.evaluate(entry, rules, on, seq);
             }
-            self.flush(tx, &mut entries, list).await?;
+            self.flush(tx, &mut entries, list, None).await?;
             after = last;
         }
     }
 
     /// Writes changed facts, outputs and history rows, collects changed list
     /// facets in `list` (written once, at the end of the batch), and empties
-    /// `entries`.
+    /// `entries` (into `written`, as now stored, if given).
     async fn flush(
         &self,
         tx: &mut Transaction<'static, Postgres>,
         entries: &mut HashMap<Uuid, Entry>,
         list: &mut BTreeMap<Uuid, ListPart>,
+        written: Option<&mut HashMap<Uuid, Entry>>,
     ) -> Result<(), ProjectionError> {
         let (mut f_ids, mut f_docs) = (Vec::new(), Vec::new());
         let mut rows = Vec::new();
@@ -509,7 +555,18 @@ impl Insight {
         }
         write_facts(tx, self.aspect, &f_ids, &f_docs).await?;
         write_outputs(tx, self.aspect, &rows, &history).await?;
-        entries.clear();
+        match written {
+            Some(written) => {
+                for (id, mut e) in entries.drain() {
+                    e.facts_dirty = false;
+                    e.slot.output_dirty = false;
+                    e.slot.list_dirty = false;
+                    e.slot.history.clear();
+                    written.insert(id, e);
+                }
+            }
+            None => entries.clear(),
+        }
         Ok(())
     }
 }
@@ -940,7 +997,12 @@ impl Projection for Insight {
         } else {
             HashMap::new()
         };
-        let mut entries: HashMap<Uuid, Entry> = HashMap::new();
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(());
+        };
+        let mut entries = self.take_recent(first.record.seq, &ids);
+        let mut written = HashMap::new();
+        let mut ran = false;
         let mut list = BTreeMap::new();
         self.load_entries(tx, &ids, &mut entries).await?;
         for e in events {
@@ -950,8 +1012,11 @@ impl Projection for Insight {
                 let sys = decode_system(&r.event_type, r.schema_version, r.payload.clone())
                     .map_err(|e| bad(e.to_string()))?;
                 // Everything before this event is written first: the run
-                // below reads the customers from the tables.
-                self.flush(tx, &mut entries, &mut list).await?;
+                // below reads the customers from the tables (and changes
+                // them, so nothing written so far is kept in `recent`).
+                self.flush(tx, &mut entries, &mut list, None).await?;
+                written.clear();
+                ran = true;
                 if clock.take(r.seq, sys) {
                     rules = self.rules(&clock)?;
                 }
@@ -972,11 +1037,15 @@ impl Projection for Insight {
             entry.facts_dirty = true;
             self.evaluate(entry, &rules, on, r.seq);
         }
-        self.flush(tx, &mut entries, &mut list).await?;
+        self.flush(tx, &mut entries, &mut list, Some(&mut written))
+            .await?;
         if let Some(keeper) = self.aspect.list_keeper() {
             write_list_parts(tx, keeper, &list).await?;
         }
         write_clock(tx, self.aspect, &clock).await?;
+        // Kept for the next batch, which uses them only if it starts right
+        // after this one (i.e. this transaction committed).
+        self.keep_recent(last.record.seq, written, ran);
         Ok(())
     }
 
@@ -1004,6 +1073,7 @@ impl Projection for Insight {
             clear_columns(tx, keeper).await?;
         }
         *self.rules_cache.lock().expect("rules cache poisoned") = None;
+        *self.recent.lock().unwrap_or_else(|e| e.into_inner()) = Recent::default();
         Ok(())
     }
 }
