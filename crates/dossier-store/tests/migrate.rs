@@ -24,6 +24,34 @@ async fn applied(
     )
 }
 
+/// An empty database beside the test's own, to migrate from scratch.
+struct EmptyDb {
+    admin: PgPool,
+    name: String,
+}
+
+impl EmptyDb {
+    async fn create(db: &TestDb, suffix: &str) -> anyhow::Result<EmptyDb> {
+        let admin = db.owner_pool().await?;
+        let name = format!("{}_{suffix}", db.name);
+        admin
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await?;
+        Ok(EmptyDb { admin, name })
+    }
+
+    fn options(&self, db: &TestDb) -> anyhow::Result<PgConnectOptions> {
+        Ok(db.url().parse::<PgConnectOptions>()?.database(&self.name))
+    }
+
+    async fn drop(self) -> anyhow::Result<()> {
+        self.admin
+            .execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name).as_str())
+            .await?;
+        Ok(())
+    }
+}
+
 fn expected_rows() -> Vec<(String, Vec<u8>)> {
     let mut rows: Vec<(String, Vec<u8>)> = MIGRATIONS
         .iter()
@@ -111,13 +139,9 @@ async fn a_database_newer_than_the_build_is_refused() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrations_of_an_empty_database_apply_once() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
-    let admin = db.owner_pool().await?;
-    let fresh = format!("{}_fresh", db.name);
-    admin
-        .execute(format!("CREATE DATABASE \"{fresh}\"").as_str())
-        .await?;
+    let empty = EmptyDb::create(&db, "fresh").await?;
     let result = async {
-        let opts = db.url().parse::<PgConnectOptions>()?.database(&fresh);
+        let opts = empty.options(&db)?;
         let mut pools = Vec::new();
         for _ in 0..4 {
             pools.push(
@@ -150,9 +174,7 @@ async fn concurrent_migrations_of_an_empty_database_apply_once() -> anyhow::Resu
         anyhow::Ok(())
     }
     .await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS \"{fresh}\" WITH (FORCE)").as_str())
-        .await?;
+    empty.drop().await?;
     result
 }
 
@@ -161,13 +183,9 @@ async fn concurrent_migrations_of_an_empty_database_apply_once() -> anyhow::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_0008_moves_search_terms_out_of_the_list() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
-    let admin = db.owner_pool().await?;
-    let fresh = format!("{}_m8", db.name);
-    admin
-        .execute(format!("CREATE DATABASE \"{fresh}\"").as_str())
-        .await?;
+    let empty = EmptyDb::create(&db, "m8").await?;
     let result = async {
-        let opts = db.url().parse::<PgConnectOptions>()?.database(&fresh);
+        let opts = empty.options(&db)?;
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_with(opts)
@@ -228,8 +246,6 @@ async fn migration_0008_moves_search_terms_out_of_the_list() -> anyhow::Result<(
         anyhow::Ok(())
     }
     .await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS \"{fresh}\" WITH (FORCE)").as_str())
-        .await?;
+    empty.drop().await?;
     result
 }
