@@ -2,9 +2,9 @@
 //! sorting and keyset (cursor) pagination.
 //!
 //! Search uses the search terms (see [`search_terms`]) the projector keeps in
-//! `customer_search` as `q:` entries (and `m:` for the terms a name does not
-//! start with); the list filters on them through a semi-join on the
-//! customer id. They live apart from `customer_list`, whose row every event
+//! `customer_search` as `q:` entries (and `m:` for the one- or two-character
+//! terms a name does not start with); a search collects the matching ids
+//! there first and filters the list on them. They live apart from `customer_list`, whose row every event
 //! rewrites, so that the terms' GIN entries are written only when they change.
 //! A query of 1-2 characters matches when it is a term; a longer one when all
 //! its 2-character substrings are terms and the name contains it, or when it
