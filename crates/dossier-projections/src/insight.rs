@@ -630,6 +630,42 @@ pub(crate) enum OutputBatch {
     FollowUps(FollowUpCols),
 }
 
+fn tier_of(o: &Output) -> Option<&Tier> {
+    match o {
+        Output::Tier(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn risk_of(o: &Output) -> Option<&Risk> {
+    match o {
+        Output::Risk(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// The read-model and history columns of the outputs `pick` selects (a
+/// history row carries the seq that caused it as its `changed_seq`).
+fn split_cols<T, C: Default>(
+    rows: &[OutRow<'_>],
+    history: &[HistoryRow<'_>],
+    pick: for<'a> fn(&'a Output) -> Option<&'a T>,
+    push: fn(&mut C, Uuid, &T, NaiveDate, Option<i64>, &str),
+) -> (C, C) {
+    let (mut c, mut h) = (C::default(), C::default());
+    for r in rows {
+        if let Some(x) = pick(r.output) {
+            push(&mut c, r.id, x, r.on, r.changed_seq, r.version);
+        }
+    }
+    for r in history {
+        if let Some(x) = pick(r.output) {
+            push(&mut h, r.id, x, r.on, Some(r.seq), r.version);
+        }
+    }
+    (c, h)
+}
+
 impl OutputBatch {
     pub(crate) fn prepare(
         aspect: Aspect,
@@ -638,38 +674,12 @@ impl OutputBatch {
     ) -> OutputBatch {
         match aspect {
             Aspect::Tier => {
-                let (mut c, mut h) = (TierCols::default(), TierCols::default());
-                for r in rows {
-                    if let Output::Tier(t) = r.output {
-                        c.push(r.id, t, r.on, r.changed_seq, r.version);
-                    }
-                }
-                for r in history {
-                    if let Output::Tier(t) = r.output {
-                        h.push(r.id, t, r.on, Some(r.seq), r.version);
-                    }
-                }
-                OutputBatch::Tier {
-                    rows: c,
-                    history: h,
-                }
+                let (rows, history) = split_cols(rows, history, tier_of, TierCols::push);
+                OutputBatch::Tier { rows, history }
             }
             Aspect::Risk => {
-                let (mut c, mut h) = (RiskCols::default(), RiskCols::default());
-                for r in rows {
-                    if let Output::Risk(risk) = r.output {
-                        c.push(r.id, risk, r.on, r.changed_seq, r.version);
-                    }
-                }
-                for r in history {
-                    if let Output::Risk(risk) = r.output {
-                        h.push(r.id, risk, r.on, Some(r.seq), r.version);
-                    }
-                }
-                OutputBatch::Risk {
-                    rows: c,
-                    history: h,
-                }
+                let (rows, history) = split_cols(rows, history, risk_of, RiskCols::push);
+                OutputBatch::Risk { rows, history }
             }
             Aspect::FollowUps => {
                 let mut c = FollowUpCols::default();
