@@ -98,7 +98,7 @@ impl Projection for CustomerCurrent {
         let keys = self.keyring.keys_for_read(&self.store, &ids).await?;
         let mut rows: HashMap<Uuid, Tracked> = HashMap::new();
         for r in sqlx::query(
-            "SELECT customer_id, file::text AS file, erased, version, last_seq, last_hash, created_at, updated_at
+            "SELECT customer_id, file, erased, version, last_seq, last_hash, created_at, updated_at
              FROM customer_current WHERE customer_id = ANY($1) AND file IS NOT NULL",
         )
         .bind(&ids)
@@ -187,8 +187,6 @@ impl Cols {
         self.credit_code.push(code);
         self.archived.push(row.state.archived);
         self.erased.push(row.erased);
-        self.details.push(doc["details"].to_string());
-        self.contacts.push(doc["contacts"].to_string());
         self.file.push(doc.to_string());
         self.tags.push(tags.join(&TERM_SEP.to_string()));
         self.national_id.push(text(Field::NationalId));
@@ -235,22 +233,22 @@ pub(crate) async fn write_rows(
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO customer_current (customer_id, kind, display_name, owner, region, industry, archived, erased,
-                                       details, contacts, version, last_seq, last_hash, created_at, updated_at,
+                                       version, last_seq, last_hash, created_at, updated_at,
                                        phone, email, credit_code, file, tags, national_id, merged_into)
-         SELECT id, kind, name, owner, region, industry, archived, erased, details::jsonb, contacts::jsonb,
+         SELECT id, kind, name, owner, region, industry, archived, erased,
                 version, last_seq, last_hash, created_at, updated_at, phone, email, credit_code,
-                file::jsonb, CASE WHEN tg = '' THEN '{}'::text[] ELSE string_to_array(tg, $19) END, nid, mi
+                file, CASE WHEN tg = '' THEN '{}'::text[] ELSE string_to_array(tg, $17) END, nid, mi
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
-                     $8::bool[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[],
-                     $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[],
-                     $20::text[], $21::text[], $22::text[], $23::uuid[])
-              AS t(id, kind, name, owner, region, industry, archived, erased, details, contacts, version,
+                     $8::bool[], $9::bigint[], $10::bigint[], $11::bytea[],
+                     $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
+                     $18::text[], $19::text[], $20::text[], $21::uuid[])
+              AS t(id, kind, name, owner, region, industry, archived, erased, version,
                    last_seq, last_hash, created_at, updated_at, phone, email, credit_code, file, tg,
                    nid, mi)
          ON CONFLICT (customer_id) DO UPDATE SET
              kind = excluded.kind, display_name = excluded.display_name, owner = excluded.owner,
              region = excluded.region, industry = excluded.industry, archived = excluded.archived,
-             erased = excluded.erased, details = excluded.details, contacts = excluded.contacts,
+             erased = excluded.erased,
              version = excluded.version, last_seq = excluded.last_seq, last_hash = excluded.last_hash,
              updated_at = excluded.updated_at, phone = excluded.phone, email = excluded.email,
              credit_code = excluded.credit_code,
@@ -265,8 +263,6 @@ pub(crate) async fn write_rows(
     .bind(&cols.industry)
     .bind(&cols.archived)
     .bind(&cols.erased)
-    .bind(&cols.details)
-    .bind(&cols.contacts)
     .bind(&cols.version)
     .bind(&cols.last_seq)
     .bind(&cols.last_hash)
@@ -323,8 +319,6 @@ pub(crate) struct Cols {
     industry: Vec<Option<String>>,
     archived: Vec<bool>,
     erased: Vec<bool>,
-    details: Vec<String>,
-    contacts: Vec<String>,
     version: Vec<i64>,
     last_seq: Vec<i64>,
     last_hash: Vec<Vec<u8>>,
@@ -368,34 +362,40 @@ pub struct CurrentRow {
 /// Reads one customer's current row.
 pub async fn read_current(store: &Store, id: Uuid) -> Result<Option<CurrentRow>, ProjectionError> {
     let row = sqlx::query(
-        "SELECT customer_id, kind, details::text AS details, contacts::text AS contacts, owner, archived, erased,
-                version, last_seq, last_hash, created_at, updated_at, coalesce(file, '{}')::text AS file
+        "SELECT customer_id, kind, owner, archived, erased, version, last_seq, last_hash, created_at,
+                updated_at, coalesce(file, '{}') AS file
          FROM customer_current WHERE customer_id = $1",
     )
     .bind(id)
     .fetch_optional(store.pool())
     .await?;
-    Ok(row.map(|r| CurrentRow {
-        more: match serde_json::from_str(r.get::<&str, _>("file")) {
-            Ok(Value::Object(mut m)) => {
-                for k in ["kind", "details", "contacts", "owner", "archived"] {
-                    m.remove(k);
-                }
-                m
-            }
+    Ok(row.map(|r| {
+        let mut more = match serde_json::from_str(r.get::<&str, _>("file")) {
+            Ok(Value::Object(m)) => m,
             _ => serde_json::Map::new(),
-        },
-        id: r.get("customer_id"),
-        kind: r.get("kind"),
-        details: serde_json::from_str(r.get::<&str, _>("details")).unwrap_or_default(),
-        contacts: serde_json::from_str(r.get::<&str, _>("contacts")).unwrap_or_default(),
-        owner: r.get("owner"),
-        archived: r.get("archived"),
-        erased: r.get("erased"),
-        version: r.get("version"),
-        last_seq: r.get("last_seq"),
-        last_hash: hex::encode(r.get::<Vec<u8>, _>("last_hash")),
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
+        };
+        let mut take = |k: &str| {
+            more.remove(k)
+                .unwrap_or_else(|| Value::Object(Default::default()))
+        };
+        let (details, contacts) = (take("details"), take("contacts"));
+        for k in ["kind", "owner", "archived"] {
+            more.remove(k);
+        }
+        CurrentRow {
+            more,
+            id: r.get("customer_id"),
+            kind: r.get("kind"),
+            details,
+            contacts,
+            owner: r.get("owner"),
+            archived: r.get("archived"),
+            erased: r.get("erased"),
+            version: r.get("version"),
+            last_seq: r.get("last_seq"),
+            last_hash: hex::encode(r.get::<Vec<u8>, _>("last_hash")),
+            created_at: r.get("created_at"),
+            updated_at: r.get("updated_at"),
+        }
     }))
 }

@@ -155,13 +155,15 @@ pub struct Insight {
 struct Recent {
     next: i64,
     entries: HashMap<Uuid, Entry>,
+    /// The clock as the last batch stored it (valid under the same rule).
+    clock: Option<Clock>,
 }
 
 /// Customers kept in [`Recent`] (a few KB each).
 const RECENT_MAX: usize = 20_000;
 
 /// The projector's clock and rules: part of its state, rebuilt from the log.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Clock {
     pub(crate) evaluated_on: Option<NaiveDate>,
     rules_seq: i64,
@@ -332,26 +334,32 @@ impl Insight {
         }
     }
 
-    /// Takes the kept entries of `ids` for a batch starting at `first`.
-    fn take_recent(&self, first: i64, ids: &[Uuid]) -> HashMap<Uuid, Entry> {
+    /// Takes the kept entries of `ids` and the kept clock for a batch
+    /// starting at `first`.
+    fn take_recent(&self, first: i64, ids: &[Uuid]) -> (HashMap<Uuid, Entry>, Option<Clock>) {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         if recent.next != first {
             recent.entries.clear();
-            return HashMap::new();
+            recent.clock = None;
+            return (HashMap::new(), None);
         }
-        ids.iter()
+        let entries = ids
+            .iter()
             .filter_map(|id| recent.entries.remove(id).map(|e| (*id, e)))
-            .collect()
+            .collect();
+        (entries, recent.clock.take())
     }
 
-    /// Keeps the entries written by a batch whose last event is `last`.
-    fn keep_recent(&self, last: i64, written: HashMap<Uuid, Entry>, ran: bool) {
+    /// Keeps the entries written and the clock stored by a batch whose last
+    /// event is `last`.
+    fn keep_recent(&self, last: i64, written: HashMap<Uuid, Entry>, ran: bool, clock: Clock) {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         if ran || recent.entries.len() + written.len() > RECENT_MAX {
             recent.entries.clear();
         }
         recent.entries.extend(written);
         recent.next = last + 1;
+        recent.clock = Some(clock);
     }
 
     fn rules(&self, clock: &Clock) -> Result<Rules, ProjectionError> {
@@ -464,7 +472,7 @@ impl Insight {
         };
         match self.aspect {
             Aspect::Tier => {
-                for r in sqlx::query("SELECT customer_id, state::text AS state, rules_version, evaluated_on FROM customer_tier WHERE customer_id = ANY($1)")
+                for r in sqlx::query("SELECT customer_id, state, rules_version, evaluated_on FROM customer_tier WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
                     let t: Tier = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
@@ -472,7 +480,7 @@ impl Insight {
                 }
             }
             Aspect::Risk => {
-                for r in sqlx::query("SELECT customer_id, state::text AS state, rules_version, evaluated_on FROM customer_risk WHERE customer_id = ANY($1)")
+                for r in sqlx::query("SELECT customer_id, state, rules_version, evaluated_on FROM customer_risk WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
                     let t: Risk = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
@@ -480,7 +488,7 @@ impl Insight {
                 }
             }
             Aspect::FollowUps => {
-                for r in sqlx::query("SELECT customer_id, state::text AS state, rules_version, evaluated_on FROM follow_up_state WHERE customer_id = ANY($1)")
+                for r in sqlx::query("SELECT customer_id, state, rules_version, evaluated_on FROM follow_up_state WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
                     let v: (Vec<FollowUp>, Option<String>) = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
@@ -750,10 +758,23 @@ async fn write_tiers(
     c: &TierCols,
     h: &TierCols,
 ) -> Result<(), ProjectionError> {
+    if !c.id.is_empty() {
+        upsert_tier_rows(tx, c).await?;
+    }
+    if !h.id.is_empty() {
+        insert_tier_history(tx, h).await?;
+    }
+    Ok(())
+}
+
+async fn upsert_tier_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    c: &TierCols,
+) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO customer_tier (customer_id, value_tier, importance, importance_source, lifecycle, inputs,
                                     rules_version, evaluated_on, changed_seq, state)
-         SELECT id, vt, imp, src, lc, inp::jsonb, rv, ev, coalesce(cs, 0), st::jsonb
+         SELECT id, vt, imp, src, lc, inp, rv, ev, coalesce(cs, 0), st
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
                      $8::bigint[], $9::text[], $10::text[]) AS t(id, vt, imp, src, lc, inp, ev, cs, rv, st)
          ON CONFLICT (customer_id) DO UPDATE SET value_tier = excluded.value_tier,
@@ -766,10 +787,17 @@ async fn write_tiers(
     .bind(&c.on).bind(&c.changed).bind(&c.version).bind(&c.state)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+async fn insert_tier_history(
+    tx: &mut Transaction<'static, Postgres>,
+    h: &TierCols,
+) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO customer_tier_history (customer_id, seq, value_tier, importance, importance_source, lifecycle,
                                             inputs, rules_version, evaluated_on)
-         SELECT id, cs, vt, imp, src, lc, inp::jsonb, rv, ev
+         SELECT id, cs, vt, imp, src, lc, inp, rv, ev
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
                      $8::bigint[], $9::text[]) AS t(id, vt, imp, src, lc, inp, ev, cs, rv)",
     )
@@ -855,11 +883,24 @@ async fn write_risks(
     c: &RiskCols,
     h: &RiskCols,
 ) -> Result<(), ProjectionError> {
+    if !c.id.is_empty() {
+        upsert_risk_rows(tx, c).await?;
+    }
+    if !h.id.is_empty() {
+        insert_risk_history(tx, h).await?;
+    }
+    Ok(())
+}
+
+async fn upsert_risk_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    c: &RiskCols,
+) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO customer_risk (customer_id, level, level_rank, signals, reasons, rules_version, evaluated_on,
                                     changed_seq, state)
-         SELECT id, lv, rk, CASE WHEN sg = '' THEN '{}'::text[] ELSE string_to_array(sg, ',') END, rs::jsonb, rv, ev,
-                coalesce(cs, 0), st::jsonb
+         SELECT id, lv, rk, CASE WHEN sg = '' THEN '{}'::text[] ELSE string_to_array(sg, ',') END, rs, rv, ev,
+                coalesce(cs, 0), st
          FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::date[], $7::bigint[],
                      $8::text[], $9::text[]) AS t(id, lv, rk, sg, rs, ev, cs, st, rv)
          ON CONFLICT (customer_id) DO UPDATE SET level = excluded.level, level_rank = excluded.level_rank,
@@ -871,9 +912,16 @@ async fn write_risks(
     .bind(&c.state).bind(&c.version)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+async fn insert_risk_history(
+    tx: &mut Transaction<'static, Postgres>,
+    h: &RiskCols,
+) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO customer_risk_history (customer_id, seq, level, reasons, rules_version, evaluated_on)
-         SELECT id, sq, lv, rs::jsonb, rv, ev
+         SELECT id, sq, lv, rs, rv, ev
          FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::date[], $6::text[])
               AS t(id, sq, lv, rs, ev, rv)",
     )
@@ -950,6 +998,10 @@ async fn write_follow_ups(
         on,
         version,
     } = c;
+    // Follow-up rows come only with their customer's state row.
+    if sid.is_empty() {
+        return Ok(());
+    }
     if !fresh {
         sqlx::query("DELETE FROM follow_ups WHERE customer_id = ANY($1)")
             .bind(sid)
@@ -970,7 +1022,7 @@ async fn write_follow_ups(
     .await?;
     sqlx::query(
         "INSERT INTO follow_up_state (customer_id, state, rules_version, evaluated_on)
-         SELECT id, st::jsonb, rv, eo FROM unnest($1::uuid[], $2::text[], $3::date[], $4::text[]) AS t(id, st, eo, rv)
+         SELECT id, st, rv, eo FROM unnest($1::uuid[], $2::text[], $3::date[], $4::text[]) AS t(id, st, eo, rv)
          ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, evaluated_on = excluded.evaluated_on,
              rules_version = excluded.rules_version",
     )
@@ -990,8 +1042,9 @@ impl Projection for Insight {
         tx: &mut Transaction<'static, Postgres>,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let mut clock = self.load_clock(tx).await?;
-        let mut rules = self.rules(&clock)?;
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(());
+        };
         let mut ids: Vec<Uuid> = events
             .iter()
             .map(|e| e.record.stream_id)
@@ -1007,10 +1060,13 @@ impl Projection for Insight {
         } else {
             HashMap::new()
         };
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
-            return Ok(());
+        let (mut entries, kept) = self.take_recent(first.record.seq, &ids);
+        let mut clock = match kept {
+            Some(clock) => clock,
+            None => self.load_clock(tx).await?,
         };
-        let mut entries = self.take_recent(first.record.seq, &ids);
+        let stored = clock.clone();
+        let mut rules = self.rules(&clock)?;
         let mut written = HashMap::new();
         let mut ran = false;
         let mut list = BTreeMap::new();
@@ -1052,10 +1108,13 @@ impl Projection for Insight {
         if let Some(keeper) = self.aspect.list_keeper() {
             write_list_parts(tx, keeper, &list).await?;
         }
-        write_clock(tx, self.aspect, &clock).await?;
+        // The clock moves with the business date and system events only.
+        if clock != stored {
+            write_clock(tx, self.aspect, &clock).await?;
+        }
         // Kept for the next batch, which uses them only if it starts right
         // after this one (i.e. this transaction committed).
-        self.keep_recent(last.record.seq, written, ran);
+        self.keep_recent(last.record.seq, written, ran, clock);
         Ok(())
     }
 

@@ -39,7 +39,7 @@ pub struct RiskRow {
 
 pub async fn read_tier(store: &Store, id: Uuid) -> Result<Option<TierRow>, ProjectionError> {
     let r = sqlx::query(
-        "SELECT value_tier, importance, importance_source, lifecycle, inputs::text AS inputs, rules_version,
+        "SELECT value_tier, importance, importance_source, lifecycle, inputs, rules_version,
                 evaluated_on, changed_seq AS seq
          FROM customer_tier WHERE customer_id = $1",
     )
@@ -75,7 +75,7 @@ fn risk_row(r: &sqlx::postgres::PgRow) -> RiskRow {
 /// Every change of classification, oldest first.
 pub async fn tier_history(store: &Store, id: Uuid) -> Result<Vec<TierRow>, ProjectionError> {
     let rows = sqlx::query(
-        "SELECT value_tier, importance, importance_source, lifecycle, inputs::text AS inputs, rules_version,
+        "SELECT value_tier, importance, importance_source, lifecycle, inputs, rules_version,
                 evaluated_on, seq
          FROM customer_tier_history WHERE customer_id = $1 ORDER BY seq",
     )
@@ -87,7 +87,7 @@ pub async fn tier_history(store: &Store, id: Uuid) -> Result<Vec<TierRow>, Proje
 
 pub async fn read_risk(store: &Store, id: Uuid) -> Result<Option<RiskRow>, ProjectionError> {
     let r = sqlx::query(
-        "SELECT level, reasons::text AS reasons, rules_version, evaluated_on, changed_seq AS seq
+        "SELECT level, reasons, rules_version, evaluated_on, changed_seq AS seq
          FROM customer_risk WHERE customer_id = $1",
     )
     .bind(id)
@@ -99,7 +99,7 @@ pub async fn read_risk(store: &Store, id: Uuid) -> Result<Option<RiskRow>, Proje
 /// Every change of risk level or signals, oldest first.
 pub async fn risk_history(store: &Store, id: Uuid) -> Result<Vec<RiskRow>, ProjectionError> {
     let rows = sqlx::query(
-        "SELECT level, reasons::text AS reasons, rules_version, evaluated_on, seq
+        "SELECT level, reasons, rules_version, evaluated_on, seq
          FROM customer_risk_history WHERE customer_id = $1 ORDER BY seq",
     )
     .bind(id)

@@ -99,6 +99,19 @@ pub async fn checkpoint(store: &Store, name: &str) -> Result<i64, ProjectionErro
     Ok(seq.unwrap_or(0))
 }
 
+/// The lowest checkpoint of all projections (0 for one that has none yet).
+pub async fn lowest_checkpoint(store: &Store) -> Result<i64, ProjectionError> {
+    let names: Vec<String> = NAMES.iter().map(|n| (*n).to_owned()).collect();
+    let seq: Option<i64> = sqlx::query_scalar(
+        "SELECT CASE WHEN count(*) = cardinality($1::text[]) THEN min(seq) ELSE 0 END
+         FROM projection_checkpoints WHERE name = ANY($1)",
+    )
+    .bind(&names)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(seq.unwrap_or(0))
+}
+
 pub async fn status(store: &Store, name: &str) -> Result<Status, ProjectionError> {
     let checkpoint = checkpoint(store, name).await?;
     let head = store.head().await?;
@@ -120,6 +133,7 @@ pub async fn status(store: &Store, name: &str) -> Result<Status, ProjectionError
 
 /// Applies the next batch after the checkpoint. Returns how many events were applied.
 pub async fn step<P: Projection>(store: &Store, projection: &P) -> Result<usize, ProjectionError> {
+    let started = std::time::Instant::now();
     let mut tx = store.pool().begin().await?;
     // The row lock orders this batch against a concurrent rebuild's reset.
     // The commit does not wait for the WAL flush (synchronous_commit off, for
@@ -151,6 +165,13 @@ pub async fn step<P: Projection>(store: &Store, projection: &P) -> Result<usize,
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    tracing::debug!(
+        projection = projection.name(),
+        events = events.len(),
+        last,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "batch applied"
+    );
     Ok(events.len())
 }
 

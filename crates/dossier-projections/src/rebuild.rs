@@ -66,6 +66,39 @@ pub struct RebuildReport {
     pub fold: Duration,
     /// Writing the tables and building their indexes.
     pub write: Duration,
+    /// Where the write phase went: each table's statements, each index
+    /// build, the wait for prepared rows, and the rest.
+    pub write_parts: Vec<(String, Duration)>,
+}
+
+impl RebuildReport {
+    /// The write phase's twelve largest parts, largest first, in seconds:
+    /// "index customer_search_terms 97.60, rows insight_facts 63.30, ...".
+    pub fn write_summary(&self) -> String {
+        let mut parts: Vec<&(String, Duration)> = self.write_parts.iter().collect();
+        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+        parts
+            .iter()
+            .take(12)
+            .map(|(n, d)| format!("{n} {:.2}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Time spent per named part, in first-seen order.
+#[derive(Default)]
+struct Parts(Vec<(String, Duration)>);
+
+impl Parts {
+    fn add(&mut self, name: &str, since: Instant) -> Instant {
+        let now = Instant::now();
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, d)) => *d += now - since,
+            None => self.0.push((name.to_owned(), now - since)),
+        }
+        now
+    }
 }
 
 /// One customer, folded.
@@ -132,19 +165,24 @@ pub async fn rebuild_all(
 
     let started = Instant::now();
     let customers = book.customers.len();
-    replace_tables(&mut tx, book, head, &names).await?;
+    let mut parts = Parts::default();
+    replace_tables(&mut tx, book, head, &names, &mut parts).await?;
+    let t = Instant::now();
     tx.commit().await?;
-    for t in TABLES {
+    let mut t = parts.add("commit", t);
+    for table in TABLES {
         // Constant names; fresh statistics for the planner.
-        sqlx::query(&format!("ANALYZE {t}"))
+        sqlx::query(&format!("ANALYZE {table}"))
             .execute(store.pool())
             .await?;
+        t = parts.add("analyze", t);
     }
     Ok(RebuildReport {
         head,
         customers,
         fold: fold_time,
         write: started.elapsed(),
+        write_parts: parts.0,
     })
 }
 
@@ -207,7 +245,9 @@ async fn replace_tables(
     book: Book,
     head: i64,
     names: &[String],
+    parts: &mut Parts,
 ) -> Result<(), ProjectionError> {
+    let t = Instant::now();
     let tables: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
     // Secondary indexes (not those of constraints) are dropped while the
     // rows go in and built again from their own definitions at the end.
@@ -236,6 +276,7 @@ async fn replace_tables(
             .await?;
     }
 
+    let mut t = parts.add("truncate and drop indexes", t);
     let Book {
         customers, clock, ..
     } = book;
@@ -255,7 +296,8 @@ async fn replace_tables(
         }
     });
     while let Some(chunk) = prepared.recv().await {
-        write_chunk(tx, &chunk?).await?;
+        t = parts.add("waiting for prepared rows", t);
+        t = write_chunk(tx, &chunk?, parts, t).await?;
     }
     producer.await.map_err(|e| ProjectionError::BadEvent {
         seq: 0,
@@ -265,8 +307,10 @@ async fn replace_tables(
         write_clock(tx, aspect, &clock).await?;
     }
 
-    for (_, def) in &indexes {
+    for (name, def) in &indexes {
+        t = parts.add("other", t);
         sqlx::query(def).execute(&mut **tx).await?;
+        t = parts.add(&format!("index {name}"), t);
     }
     // The claims of projected customers are answered by the read model now.
     sqlx::query(
@@ -282,6 +326,7 @@ async fn replace_tables(
     .bind(names)
     .execute(&mut **tx)
     .await?;
+    parts.add("other", t);
     Ok(())
 }
 
@@ -343,13 +388,17 @@ fn prepare_chunk(chunk: &[(Uuid, Folded)]) -> Result<PreparedChunk, ProjectionEr
     })
 }
 
-/// Writes one prepared chunk to every table.
+/// Writes one prepared chunk to every table; returns when it finished.
 async fn write_chunk(
     tx: &mut Transaction<'static, Postgres>,
     chunk: &PreparedChunk,
-) -> Result<(), ProjectionError> {
+    parts: &mut Parts,
+    t: Instant,
+) -> Result<Instant, ProjectionError> {
     write_rows(tx, &chunk.current, false).await?;
+    let t = parts.add("rows customer_current", t);
     write_search_rows(tx, chunk.current.search()).await?;
+    let mut t = parts.add("rows customer_search", t);
     for aspect in Aspect::ALL {
         let docs = if aspect == Aspect::FollowUps {
             &chunk.facts_open
@@ -357,9 +406,45 @@ async fn write_chunk(
             &chunk.facts_sealed
         };
         write_facts(tx, aspect, &chunk.ids, docs).await?;
+        t = parts.add("rows insight_facts", t);
     }
-    for batch in &chunk.outputs {
+    for (batch, aspect) in chunk.outputs.iter().zip(Aspect::ALL) {
         batch.write(tx, true).await?;
+        t = parts.add(&format!("rows {} (and history)", aspect.name()), t);
     }
-    insert_list_rows(tx, &chunk.list).await
+    insert_list_rows(tx, &chunk.list).await?;
+    Ok(parts.add("rows customer_list", t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_add_up_by_name_and_the_summary_lists_the_largest_first() {
+        let mut parts = Parts::default();
+        let t = Instant::now();
+        parts.add("rows a", t);
+        parts.add("rows b", t);
+        parts.add("rows a", t);
+        assert_eq!(
+            parts.0.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["rows a", "rows b"]
+        );
+        let ms = Duration::from_millis;
+        let report = RebuildReport {
+            head: 0,
+            customers: 0,
+            fold: ms(0),
+            write: ms(0),
+            write_parts: (0..14).map(|i| (format!("p{i}"), ms(10 * i))).collect(),
+        };
+        let summary = report.write_summary();
+        assert!(
+            summary.starts_with("p13 0.13, p12 0.12, p11 0.11"),
+            "{summary}"
+        );
+        assert_eq!(summary.split(", ").count(), 12);
+        assert!(!summary.contains("p1 "), "{summary}");
+    }
 }

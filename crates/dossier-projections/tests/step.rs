@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use dossier_projections::{checkpoint, step, Projection, ProjectionError};
+use dossier_projections::{
+    checkpoint, lowest_checkpoint, step, Projection, ProjectionError, NAMES,
+};
 use dossier_seal::MasterKey;
 use dossier_service::Service;
 use dossier_store::{Keyring, StoredEvent};
@@ -61,5 +63,40 @@ async fn a_batch_commits_asynchronously_and_only_the_batch() -> anyhow::Result<(
         assert_eq!(s, "on");
         conns.push(c);
     }
+    Ok(())
+}
+
+/// The lowest checkpoint counts a projection without a checkpoint row as 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lowest_checkpoint_is_that_of_the_slowest_projection() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let store = db.store().await?;
+    let owner = db.owner_pool().await?;
+    sqlx::query("DELETE FROM projection_checkpoints")
+        .execute(&owner)
+        .await?;
+    let set = |name: &'static str, seq: i64| {
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(name)
+        .bind(seq)
+        .execute(&owner)
+    };
+    for (i, name) in NAMES.iter().take(3).enumerate() {
+        set(name, 10 + i as i64).await?;
+    }
+    assert_eq!(lowest_checkpoint(&store).await?, 0, "one has none yet");
+    set(NAMES[3], 40).await?;
+    assert_eq!(lowest_checkpoint(&store).await?, 10);
+    set(NAMES[0], 50).await?;
+    set("probe", 1).await?;
+    assert_eq!(
+        lowest_checkpoint(&store).await?,
+        11,
+        "other names do not count"
+    );
+    owner.close().await;
     Ok(())
 }

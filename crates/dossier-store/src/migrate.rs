@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_customer_search",
         include_str!("../../../migrations/0008_customer_search.sql"),
     ),
+    (
+        "0009_read_model_documents_text",
+        include_str!("../../../migrations/0009_read_model_documents_text.sql"),
+    ),
 ];
 
 /// Lock key serialising migration runs of concurrent processes.

@@ -52,6 +52,29 @@ impl EmptyDb {
     }
 }
 
+/// Leaves `pool`'s empty database as a release before `version` left it:
+/// every migration before it applied and recorded.
+async fn applied_before(pool: &PgPool, version: &str) -> anyhow::Result<()> {
+    pool.execute(
+        "CREATE TABLE schema_migrations (version text PRIMARY KEY, checksum bytea NOT NULL,
+                                         applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let split = MIGRATIONS
+        .iter()
+        .position(|(v, _)| *v == version)
+        .expect("the migration is listed");
+    for (version, sql) in &MIGRATIONS[..split] {
+        pool.execute(*sql).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)")
+            .bind(version)
+            .bind(Sha256::digest(sql.as_bytes()).to_vec())
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 fn expected_rows() -> Vec<(String, Vec<u8>)> {
     let mut rows: Vec<(String, Vec<u8>)> = MIGRATIONS
         .iter()
@@ -190,24 +213,7 @@ async fn migration_0008_moves_search_terms_out_of_the_list() -> anyhow::Result<(
             .max_connections(1)
             .connect_with(opts)
             .await?;
-        // The database as the previous release left it: 0001..0007 applied.
-        pool.execute(
-            "CREATE TABLE schema_migrations (version text PRIMARY KEY, checksum bytea NOT NULL,
-                                             applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
-        let split = MIGRATIONS
-            .iter()
-            .position(|(v, _)| *v == "0008_customer_search")
-            .expect("0008 is listed");
-        for (version, sql) in &MIGRATIONS[..split] {
-            pool.execute(*sql).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)")
-                .bind(version)
-                .bind(Sha256::digest(sql.as_bytes()).to_vec())
-                .execute(&pool)
-                .await?;
-        }
+        applied_before(&pool, "0008_customer_search").await?;
         let (person, pending) = (Uuid::new_v4(), Uuid::new_v4());
         sqlx::query(
             "INSERT INTO customer_list (customer_id, archived, name_key, base_facets, tier_facets)
@@ -242,6 +248,90 @@ async fn migration_0008_moves_search_terms_out_of_the_list() -> anyhow::Result<(
             "a row not yet projected by customer_current gets no search row; \
              `m:` entries of more than two characters are dropped"
         );
+        pool.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    empty.drop().await?;
+    result
+}
+
+/// 0009 stores the read models' documents as text: the content is kept
+/// (jsonb's rendering of the same document) and the current row's copies of
+/// `details` and `contacts` are gone (they are keys of `file`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0009_keeps_the_read_models_documents_as_text() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let empty = EmptyDb::create(&db, "m9").await?;
+    let result = async {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(empty.options(&db)?)
+            .await?;
+        applied_before(&pool, "0009_read_model_documents_text").await?;
+        let id = Uuid::new_v4();
+        let file = r#"{"kind": "person", "details": {"name": "李伟"}, "contacts": {}}"#;
+        sqlx::query(
+            "INSERT INTO customer_current (customer_id, kind, details, contacts, version, last_seq, last_hash,
+                                           created_at, updated_at, file)
+             VALUES ($1, 'person', '{\"name\": \"李伟\"}', '{}', 1, 1, '\\x00', now(), now(), $2::jsonb)",
+        )
+        .bind(id)
+        .bind(file)
+        .execute(&pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO customer_tier (customer_id, value_tier, importance, importance_source, lifecycle, inputs,
+                                        rules_version, evaluated_on, changed_seq, state)
+             VALUES ($1, 'A', 'general', 'rules', 'new', '{\"b\": 2, \"a\": \"1.00\"}', 'v1', '2026-01-01', 1,
+                     '{\"value_tier\": \"A\"}')",
+        )
+        .bind(id)
+        .execute(&pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO customer_risk_history (customer_id, seq, level, reasons, rules_version, evaluated_on)
+             VALUES ($1, 1, 'high', '[{\"signal\": \"overdue\", \"evidence\": [1]}]', 'v1', '2026-01-01')",
+        )
+        .bind(id)
+        .execute(&pool)
+        .await?;
+        migrate(&pool).await?;
+        let types: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND data_type IN ('jsonb', 'json') ORDER BY 1, 2",
+        )
+        .fetch_all(&pool)
+        .await?;
+        let read_models: Vec<_> = types
+            .iter()
+            .filter(|(t, _, _)| t.starts_with("customer_") || t.starts_with("follow_up"))
+            .collect();
+        assert!(read_models.is_empty(), "read-model jsonb left: {read_models:?}");
+        let (kept, gone): (String, i64) = sqlx::query_as(
+            "SELECT file, (SELECT count(*) FROM information_schema.columns
+                           WHERE table_name = 'customer_current' AND column_name IN ('details', 'contacts'))
+             FROM customer_current WHERE customer_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await?;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&kept)?,
+            serde_json::from_str::<serde_json::Value>(file)?
+        );
+        assert_eq!(gone, 0);
+        let (inputs, state): (String, String) =
+            sqlx::query_as("SELECT inputs, state FROM customer_tier WHERE customer_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await?;
+        assert_eq!(inputs, r#"{"a": "1.00", "b": 2}"#, "jsonb's rendering");
+        assert_eq!(state, r#"{"value_tier": "A"}"#);
+        let reasons: String = sqlx::query_scalar("SELECT reasons FROM customer_risk_history")
+            .fetch_one(&pool)
+            .await?;
+        assert_eq!(reasons, r#"[{"signal": "overdue", "evidence": [1]}]"#);
         pool.close().await;
         anyhow::Ok(())
     }

@@ -44,6 +44,8 @@ pub struct ReadOptions {
     pub lag_seconds: u64,
     /// With `reuse`: keep the read models as they are (already rebuilt).
     pub skip_rebuild: bool,
+    /// Orders/s during the lag measurement; `None`: half the measured maximum.
+    pub lag_rate: Option<u32>,
 }
 
 pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
@@ -121,6 +123,7 @@ pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
         &sales,
         &spread,
         opts.lag_seconds,
+        opts.lag_rate,
     )
     .await?;
     println!(
@@ -165,6 +168,7 @@ async fn rebuild(url: &str, keyring: &Keyring, head: i64) -> Result<()> {
         report.fold.as_secs_f64(),
         report.write.as_secs_f64()
     );
+    println!("    writing + indexing, s: {}", report.write_summary());
     println!(
         "    total {secs:.2} s = {rate:.0} events/s of log; rebuild/read = {:.2}",
         rate / read_rate
@@ -223,7 +227,7 @@ async fn single_reads(
         let t = Instant::now();
         // Benchmark SQL: the row alone, by primary key.
         let _: Option<String> =
-            sqlx::query_scalar("SELECT file::text FROM customer_current WHERE customer_id = $1")
+            sqlx::query_scalar("SELECT file FROM customer_current WHERE customer_id = $1")
                 .bind(id)
                 .fetch_optional(store.pool())
                 .await?;
@@ -428,6 +432,7 @@ async fn lag(
     sales: &Principal,
     ids: &[Uuid],
     secs: u64,
+    fixed_rate: Option<u32>,
 ) -> Result<Duration> {
     println!("(d) projection lag while appending orders (service path, 32 writers)");
     let burst = append_orders(service, sales, ids, 5, None).await?;
@@ -453,13 +458,10 @@ async fn lag(
         let (store, stop, timeline) = (store.clone(), stop.clone(), timeline.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let mut lowest = i64::MAX;
-                for name in dossier_projections::NAMES {
-                    let cp = dossier_projections::checkpoint(&store, name)
-                        .await
-                        .unwrap_or(0);
-                    lowest = lowest.min(cp);
-                }
+                // One query per sample: the sampler is load on the same two cores.
+                let lowest = dossier_projections::lowest_checkpoint(&store)
+                    .await
+                    .unwrap_or(0);
                 if let Ok(mut t) = timeline.lock() {
                     t.push((Instant::now(), lowest));
                 }
@@ -467,7 +469,7 @@ async fn lag(
             }
         })
     };
-    let rate = max_rate / 2.0;
+    let rate = fixed_rate.map_or(max_rate / 2.0, f64::from);
     let started = Utc::now();
     let acks = append_orders(service, sales, ids, secs, Some(rate)).await?;
     let last = acks.last().map_or(0, |a| a.0);

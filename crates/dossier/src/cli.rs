@@ -287,6 +287,10 @@ pub enum BenchCommand {
         /// With --reuse: skip (a) and measure the read models as they are.
         #[arg(long, requires = "reuse")]
         skip_rebuild: bool,
+        /// Append at this many orders/s while measuring lag, instead of half the measured
+        /// maximum (for comparing builds at the same load; the target is at half the maximum).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        lag_rate: Option<u32>,
     },
 }
 

@@ -84,6 +84,7 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
                     reuse,
                     lag_seconds,
                     skip_rebuild,
+                    lag_rate,
                 },
         } => {
             bench_read::read(
@@ -95,6 +96,7 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
                     reuse,
                     lag_seconds,
                     skip_rebuild,
+                    lag_rate,
                 },
             )
             .await?
@@ -371,6 +373,10 @@ async fn rebuild_all(cfg: &Config) -> Result<()> {
         report.head as f64 / total.as_secs_f64().max(1e-9),
         report.fold.as_secs_f64(),
         report.write.as_secs_f64(),
+    );
+    println!(
+        "writing, largest parts first (s): {}",
+        report.write_summary()
     );
     Ok(())
 }

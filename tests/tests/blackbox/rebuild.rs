@@ -29,6 +29,15 @@ async fn rebuild_all_while_the_server_runs() -> anyhow::Result<()> {
     let out = env.run_ok(&["projections", "rebuild"]).await?;
     assert!(out.contains("rebuilt all projections to seq"), "{out}");
     assert!(out.contains("5 customers"), "{out}");
+    let parts = out
+        .lines()
+        .find_map(|l| l.strip_prefix("writing, largest parts first (s): "))
+        .unwrap_or_else(|| panic!("no breakdown: {out}"));
+    for part in parts.split(", ") {
+        let (name, secs) = part.rsplit_once(' ').expect("name and seconds");
+        assert!(!name.is_empty() && secs.parse::<f64>().is_ok(), "{part}");
+    }
+    assert_eq!(parts.split(", ").count(), 12, "{parts}");
 
     // The list comes from the rebuilt models.
     let r = c.get(server.url("/v1/customers?limit=50")).send().await?;
