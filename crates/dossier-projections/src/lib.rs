@@ -101,12 +101,11 @@ pub async fn checkpoint(store: &Store, name: &str) -> Result<i64, ProjectionErro
 
 /// The lowest checkpoint of all projections (0 for one that has none yet).
 pub async fn lowest_checkpoint(store: &Store) -> Result<i64, ProjectionError> {
-    let names: Vec<String> = NAMES.iter().map(|n| (*n).to_owned()).collect();
     let seq: Option<i64> = sqlx::query_scalar(
         "SELECT CASE WHEN count(*) = cardinality($1::text[]) THEN min(seq) ELSE 0 END
          FROM projection_checkpoints WHERE name = ANY($1)",
     )
-    .bind(&names)
+    .bind(NAMES)
     .fetch_one(store.pool())
     .await?;
     Ok(seq.unwrap_or(0))

@@ -44,35 +44,39 @@ impl EmptyDb {
         Ok(db.url().parse::<PgConnectOptions>()?.database(&self.name))
     }
 
+    /// A one-connection pool on this database, left as a release before
+    /// `version` left it: every migration before it applied and recorded.
+    async fn before(&self, db: &TestDb, version: &str) -> anyhow::Result<PgPool> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.options(db)?)
+            .await?;
+        pool.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY, checksum bytea NOT NULL,
+                                             applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let split = MIGRATIONS
+            .iter()
+            .position(|(v, _)| *v == version)
+            .expect("the migration is listed");
+        for (version, sql) in &MIGRATIONS[..split] {
+            pool.execute(*sql).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)")
+                .bind(version)
+                .bind(Sha256::digest(sql.as_bytes()).to_vec())
+                .execute(&pool)
+                .await?;
+        }
+        Ok(pool)
+    }
+
     async fn drop(self) -> anyhow::Result<()> {
         self.admin
             .execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name).as_str())
             .await?;
         Ok(())
     }
-}
-
-/// Leaves `pool`'s empty database as a release before `version` left it:
-/// every migration before it applied and recorded.
-async fn applied_before(pool: &PgPool, version: &str) -> anyhow::Result<()> {
-    pool.execute(
-        "CREATE TABLE schema_migrations (version text PRIMARY KEY, checksum bytea NOT NULL,
-                                         applied_at timestamptz NOT NULL DEFAULT now())",
-    )
-    .await?;
-    let split = MIGRATIONS
-        .iter()
-        .position(|(v, _)| *v == version)
-        .expect("the migration is listed");
-    for (version, sql) in &MIGRATIONS[..split] {
-        pool.execute(*sql).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)")
-            .bind(version)
-            .bind(Sha256::digest(sql.as_bytes()).to_vec())
-            .execute(pool)
-            .await?;
-    }
-    Ok(())
 }
 
 fn expected_rows() -> Vec<(String, Vec<u8>)> {
@@ -208,12 +212,7 @@ async fn migration_0008_moves_search_terms_out_of_the_list() -> anyhow::Result<(
     let db = TestDb::new().await?;
     let empty = EmptyDb::create(&db, "m8").await?;
     let result = async {
-        let opts = empty.options(&db)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
-        applied_before(&pool, "0008_customer_search").await?;
+        let pool = empty.before(&db, "0008_customer_search").await?;
         let (person, pending) = (Uuid::new_v4(), Uuid::new_v4());
         sqlx::query(
             "INSERT INTO customer_list (customer_id, archived, name_key, base_facets, tier_facets)
@@ -264,11 +263,7 @@ async fn migration_0009_keeps_the_read_models_documents_as_text() -> anyhow::Res
     let db = TestDb::new().await?;
     let empty = EmptyDb::create(&db, "m9").await?;
     let result = async {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(empty.options(&db)?)
-            .await?;
-        applied_before(&pool, "0009_read_model_documents_text").await?;
+        let pool = empty.before(&db, "0009_read_model_documents_text").await?;
         let id = Uuid::new_v4();
         let file = r#"{"kind": "person", "details": {"name": "李伟"}, "contacts": {}}"#;
         sqlx::query(
