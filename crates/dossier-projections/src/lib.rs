@@ -44,6 +44,9 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A full rebuild's worker task failed (panicked or was cancelled).
+    #[error("the rebuild failed: {0}")]
+    Rebuild(String),
 }
 
 /// A read model fed by the log.

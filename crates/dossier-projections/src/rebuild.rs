@@ -3,9 +3,12 @@
 //! batch into indexed tables; from scratch that is ~10k events/s. Here the
 //! log is read once (one snapshot, binary COPY), every event is decoded
 //! once and folded in memory into all four models (one assessment per
-//! evaluation serves tier, risk and follow-ups), and the result replaces the
-//! tables in one transaction: truncated, written in large sorted batches
-//! with the secondary indexes dropped, indexes built again at the end.
+//! evaluation serves tier, risk and follow-ups). The result is written
+//! into new copies of the tables in a schema of their own
+//! (`dossier_rebuild`), on two connections at once, in large sorted
+//! batches with only the primary keys in place; their secondary indexes are
+//! built and their statistics gathered there, two at a time. One short
+//! transaction then drops the old tables and moves the new ones in.
 //!
 //! The fold applies exactly the projectors' code (`Tracked::apply`,
 //! `Facts::apply`, `Aspect::settle`, the same row writers; only
@@ -13,14 +16,16 @@
 //! keepers), so the tables come out row for row as an incremental rebuild
 //! leaves them (tested).
 //!
-//! Readers wait during the final transaction (TRUNCATE locks the tables)
-//! and then see the new models whole, never a half-built one. Running
-//! projectors wait on their checkpoint rows, locked for the whole rebuild,
-//! and go on from the rebuilt head. Needs the database owner's rights
-//! (TRUNCATE, DROP/CREATE INDEX) and memory for every customer's state
-//! (docs/operations.md).
+//! Readers keep reading the old tables until that swap, wait for it
+//! (milliseconds; only for the locks), and then see the new models whole,
+//! never a half-built one. Running projectors wait on their checkpoint rows,
+//! locked for the whole rebuild, and go on from the rebuilt head. Needs the
+//! database owner's rights (CREATE SCHEMA, DROP TABLE), room on disk for a
+//! second copy of the read models while it runs, and memory for every
+//! customer's state (docs/operations.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -28,7 +33,9 @@ use dossier_events::{decode_system, SYSTEM_STREAM};
 use dossier_insights::{assess, business_date, Facts, Rules};
 use dossier_seal::DataKey;
 use dossier_store::{Keyring, LogScan, Store};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Acquire, Postgres, Row, Transaction};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::current::{domain_event, write_rows, Cols, Tracked};
@@ -67,7 +74,9 @@ pub struct RebuildReport {
     /// Writing the tables and building their indexes.
     pub write: Duration,
     /// Where the write phase went: each table's statements, each index
-    /// build, the wait for prepared rows, and the rest.
+    /// build, the wait for prepared rows, the swap, and the rest. Parts done
+    /// on several connections at once add up their connection time, so
+    /// they can sum to more than `write`.
     pub write_parts: Vec<(String, Duration)>,
 }
 
@@ -91,12 +100,32 @@ impl RebuildReport {
 struct Parts(Vec<(String, Duration)>);
 
 impl Parts {
+    /// Adds up what `workers` (running at once) report, so a part's time
+    /// is connection time, not wall time.
+    async fn join(
+        &mut self,
+        mut workers: JoinSet<Result<Parts, ProjectionError>>,
+    ) -> Result<(), ProjectionError> {
+        while let Some(done) = workers.join_next().await {
+            let theirs =
+                done.map_err(|e| ProjectionError::Rebuild(format!("a writer failed: {e}")))??;
+            for (name, d) in theirs.0 {
+                self.add_time(&name, d);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_time(&mut self, name: &str, d: Duration) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, total)) => *total += d,
+            None => self.0.push((name.to_owned(), d)),
+        }
+    }
+
     fn add(&mut self, name: &str, since: Instant) -> Instant {
         let now = Instant::now();
-        match self.0.iter_mut().find(|(n, _)| n == name) {
-            Some((_, d)) => *d += now - since,
-            None => self.0.push((name.to_owned(), now - since)),
-        }
+        self.add_time(name, now - since);
         now
     }
 }
@@ -126,8 +155,9 @@ fn evaluate(c: &mut Folded, rules: &Rules, on: NaiveDate, seq: i64) {
 }
 
 /// Rebuilds every read model from the log (see the module comment). `store`
-/// must be connected as the database owner. `progress` gets (events folded,
-/// head) now and then.
+/// must be connected as the database owner, with a pool of at least
+/// `WRITERS + 2` connections. `progress` gets (events folded, head) now and
+/// then.
 pub async fn rebuild_all(
     store: &Store,
     keyring: &Keyring,
@@ -157,26 +187,25 @@ pub async fn rebuild_all(
     let keys = keyring.all_keys_for_read(store).await?;
     let book = tokio::task::spawn_blocking(move || fold(scan, &keys, progress))
         .await
-        .map_err(|e| ProjectionError::BadEvent {
-            seq: 0,
-            reason: format!("the fold failed: {e}"),
-        })??;
+        .map_err(|e| ProjectionError::Rebuild(format!("the fold failed: {e}")))??;
     let fold_time = started.elapsed();
 
     let started = Instant::now();
     let customers = book.customers.len();
     let mut parts = Parts::default();
-    replace_tables(&mut tx, book, head, &names, &mut parts).await?;
+    let built = build_shadow(store.pool(), book, &mut parts).await;
+    let swapped = match built {
+        Ok(shadow) => swap(&mut tx, &shadow, head, &names, &mut parts).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = swapped {
+        drop(tx);
+        drop_shadow(store.pool()).await;
+        return Err(e);
+    }
     let t = Instant::now();
     tx.commit().await?;
-    let mut t = parts.add("commit", t);
-    for table in TABLES {
-        // Constant names; fresh statistics for the planner.
-        sqlx::query(&format!("ANALYZE {table}"))
-            .execute(store.pool())
-            .await?;
-        t = parts.add("analyze", t);
-    }
+    parts.add("commit", t);
     Ok(RebuildReport {
         head,
         customers,
@@ -238,54 +267,65 @@ fn fold(
     Ok(book)
 }
 
-/// Replaces the read-model tables with the book and sets the checkpoints
-/// of the projections `names` to `head`, inside `tx`.
-async fn replace_tables(
-    tx: &mut Transaction<'static, Postgres>,
-    book: Book,
-    head: i64,
-    names: &[String],
-    parts: &mut Parts,
-) -> Result<(), ProjectionError> {
-    let t = Instant::now();
-    let tables: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
-    // Secondary indexes (not those of constraints) are dropped while the
-    // rows go in and built again from their own definitions at the end.
-    let indexes: Vec<(String, String)> = sqlx::query(
-        "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def
-         FROM pg_index i
-         WHERE i.indrelid IN (SELECT unnest($1::text[])::regclass)
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
-    )
-    .bind(&tables)
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .map(|r| (r.get("name"), r.get("def")))
-    .collect();
-    sqlx::query("SET LOCAL maintenance_work_mem = '512MB'")
-        .execute(&mut **tx)
-        .await?;
-    // Names from the catalog and the constant list above, never input.
-    sqlx::query(&format!("TRUNCATE {}", TABLES.join(", ")))
-        .execute(&mut **tx)
-        .await?;
-    for (name, _) in &indexes {
-        sqlx::query(&format!("DROP INDEX {name}"))
-            .execute(&mut **tx)
-            .await?;
-    }
+/// The schema the new tables are built in, beside the ones readers use.
+const SHADOW: &str = "dossier_rebuild";
 
-    let mut t = parts.add("truncate and drop indexes", t);
+const DROP_SHADOW: &str = "DROP SCHEMA IF EXISTS dossier_rebuild CASCADE";
+
+/// Drops what a failed rebuild built, if it can within seconds (a writer
+/// may still hold a lock); the next rebuild drops it in any case.
+async fn drop_shadow(pool: &PgPool) {
+    let dropped = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(DROP_SHADOW).execute(&mut *tx).await?;
+        tx.commit().await
+    };
+    if let Err(e) = dropped.await {
+        tracing::warn!(error = %e, "the failed rebuild's tables in {SHADOW} stay until the next rebuild");
+    }
+}
+
+/// Connections writing, indexing and analysing the new tables at once.
+const WRITERS: usize = 2;
+
+/// One read-model table and its copy in [`SHADOW`].
+struct ShadowTable {
+    name: String,
+    /// Where readers find it, as PostgreSQL prints it (`public.customer_list`).
+    live: String,
+    /// The schema of `live`, quoted as needed.
+    schema: String,
+}
+
+/// The new tables, written, indexed and analysed, ready to replace the old.
+struct Shadow {
+    tables: Vec<ShadowTable>,
+}
+
+/// Builds the new tables in [`SHADOW`]: copies of the live tables' columns,
+/// constraints, storage options, owner and grants; the book's rows written
+/// on [`WRITERS`] connections at once; then the live tables' secondary
+/// indexes and fresh statistics. Readers keep reading the live tables.
+async fn build_shadow(
+    pool: &PgPool,
+    book: Book,
+    parts: &mut Parts,
+) -> Result<Shadow, ProjectionError> {
+    let t = Instant::now();
+    let (shadow, indexes) = create_shadow(pool).await?;
+    parts.add("create tables", t);
+
     let Book {
         customers, clock, ..
     } = book;
     let mut customers: Vec<(Uuid, Folded)> = customers.into_iter().collect();
     customers.sort_unstable_by_key(|(id, _)| *id);
     // A thread prepares the next chunks (column arrays, JSON documents)
-    // while the database writes this one; each chunk's state is freed once
-    // prepared.
-    let (send, mut prepared) = tokio::sync::mpsc::channel(2);
+    // while the writers write; each chunk's state is freed once prepared.
+    let (send, prepared) = tokio::sync::mpsc::channel(WRITERS + 1);
     let producer = tokio::task::spawn_blocking(move || {
         let mut rest = customers.into_iter();
         loop {
@@ -295,23 +335,262 @@ async fn replace_tables(
             }
         }
     });
-    while let Some(chunk) = prepared.recv().await {
-        t = parts.add("waiting for prepared rows", t);
-        t = write_chunk(tx, &chunk?, parts, t).await?;
+    let prepared = Arc::new(tokio::sync::Mutex::new(prepared));
+    let mut writers = JoinSet::new();
+    for _ in 0..WRITERS {
+        let (pool, prepared) = (pool.clone(), prepared.clone());
+        writers.spawn(async move {
+            let mut parts = Parts::default();
+            let mut tx = shadow_tx(&pool).await?;
+            let mut t = Instant::now();
+            loop {
+                let next = prepared.lock().await.recv().await;
+                let Some(chunk) = next else { break };
+                t = parts.add("waiting for prepared rows", t);
+                t = write_chunk(&mut tx, &chunk?, &mut parts, t).await?;
+            }
+            tx.commit().await?;
+            parts.add("commit rows", t);
+            Ok(parts)
+        });
     }
-    producer.await.map_err(|e| ProjectionError::BadEvent {
-        seq: 0,
-        reason: format!("preparing the rows failed: {e}"),
-    })?;
+    parts.join(writers).await?;
+    producer
+        .await
+        .map_err(|e| ProjectionError::Rebuild(format!("preparing the rows failed: {e}")))?;
+    let t = Instant::now();
+    let mut tx = shadow_tx(pool).await?;
     for aspect in Aspect::ALL {
-        write_clock(tx, aspect, &clock).await?;
+        write_clock(&mut tx, aspect, &clock).await?;
     }
+    tx.commit().await?;
+    parts.add("other", t);
 
-    for (name, def) in &indexes {
-        t = parts.add("other", t);
-        sqlx::query(def).execute(&mut **tx).await?;
-        t = parts.add(&format!("index {name}"), t);
+    // The largest tables' indexes first (GIN ones before all), so that the
+    // connections finish at about the same time.
+    let sizes: HashMap<String, i64> = sqlx::query(
+        "SELECT c.relname AS name, pg_relation_size(c.oid) AS size
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind = 'r'",
+    )
+    .bind(SHADOW)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| (r.get("name"), r.get("size")))
+    .collect();
+    let size = |table: &str| sizes.get(table).copied().unwrap_or(0);
+    let mut indexes = indexes;
+    indexes.sort_by_key(|i| std::cmp::Reverse((i.def.contains(" USING gin "), size(&i.table))));
+    let statements = indexes
+        .into_iter()
+        .map(|i| (format!("index {}", i.name), i.def))
+        .collect();
+    run_on_writers(pool, statements, parts).await?;
+    let mut tables: Vec<&ShadowTable> = shadow.tables.iter().collect();
+    tables.sort_by_key(|s| std::cmp::Reverse(size(&s.name)));
+    let statements = tables
+        .iter()
+        .map(|s| ("analyze".to_owned(), format!("ANALYZE {SHADOW}.{}", s.name)))
+        .collect();
+    run_on_writers(pool, statements, parts).await?;
+    Ok(shadow)
+}
+
+/// A secondary index of a live table, to be built on its new copy.
+struct ShadowIndex {
+    name: String,
+    table: String,
+    /// Its definition, naming the copy.
+    def: String,
+}
+
+/// Creates [`SHADOW`] afresh (dropping what an interrupted rebuild left)
+/// with an empty copy of every table in [`TABLES`], its primary key and
+/// unique constraints included; returns the secondary indexes to build
+/// once the rows are in. Names come from the catalog and [`TABLES`], never
+/// from input.
+async fn create_shadow(pool: &PgPool) -> Result<(Shadow, Vec<ShadowIndex>), ProjectionError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(DROP_SHADOW).execute(&mut *tx).await?;
+    sqlx::query(&format!("CREATE SCHEMA {SHADOW}"))
+        .execute(&mut *tx)
+        .await?;
+    let tables: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
+    let rows = sqlx::query(
+        "SELECT c.oid::int8 AS oid, c.relname AS name, format('%I.%I', n.nspname, c.relname) AS live,
+                format('%I', n.nspname) AS schema,
+                coalesce(array_to_string(c.reloptions, ', '), '') AS options,
+                CASE WHEN c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                     THEN '' ELSE c.relowner::regrole::text END AS owner
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid IN (SELECT unnest($1::text[])::regclass)
+         ORDER BY array_position($1::text[], c.relname::text)",
+    )
+    .bind(&tables)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut shadow = Shadow { tables: Vec::new() };
+    let mut indexes = Vec::new();
+    for r in rows {
+        let (oid, name, live): (i64, String, String) = (r.get("oid"), r.get("name"), r.get("live"));
+        let copy = format!("{SHADOW}.{name}");
+        let mut ddl = vec![format!(
+            "CREATE TABLE {copy} (LIKE {live} INCLUDING ALL EXCLUDING INDEXES)"
+        )];
+        let options: String = r.get("options");
+        if !options.is_empty() {
+            ddl.push(format!("ALTER TABLE {copy} SET ({options})"));
+        }
+        let owner: String = r.get("owner");
+        if !owner.is_empty() {
+            ddl.push(format!("ALTER TABLE {copy} OWNER TO {owner}"));
+        }
+        // Primary keys and unique constraints: the writers' upserts need them.
+        ddl.extend(
+            sqlx::query_scalar::<_, String>(
+                "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', $2::text, conname,
+                               pg_get_constraintdef(oid))
+                 FROM pg_constraint WHERE conrelid = $1::oid AND contype IN ('p', 'u', 'x')
+                 ORDER BY conname",
+            )
+            .bind(oid)
+            .bind(&copy)
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+        ddl.extend(
+            sqlx::query_scalar::<_, String>(
+                "SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $2::text,
+                               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+                               CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+                 FROM pg_class c, aclexplode(c.relacl) a
+                 WHERE c.oid = $1::oid AND a.grantee <> c.relowner
+                 ORDER BY 1",
+            )
+            .bind(oid)
+            .bind(&copy)
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+        for statement in ddl {
+            sqlx::query(&statement).execute(&mut *tx).await?;
+        }
+        let defs = sqlx::query(
+            "SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = $1::oid
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+             ORDER BY c.relname",
+        )
+        .bind(oid)
+        .fetch_all(&mut *tx)
+        .await?;
+        for d in defs {
+            let (index, def): (String, String) = (d.get("name"), d.get("def"));
+            // pg_get_indexdef names the table as `ON <live> USING`.
+            let on = format!(" ON {live} USING ");
+            if def.matches(&on).count() != 1 {
+                return Err(ProjectionError::Rebuild(format!(
+                    "cannot rebuild index {index}: unexpected definition {def:?}"
+                )));
+            }
+            indexes.push(ShadowIndex {
+                name: index,
+                table: name.clone(),
+                def: def.replacen(&on, &format!(" ON {copy} USING "), 1),
+            });
+        }
+        let schema = r.get("schema");
+        shadow.tables.push(ShadowTable { name, live, schema });
     }
+    if shadow.tables.len() != TABLES.len() {
+        return Err(ProjectionError::Rebuild(format!(
+            "expected the tables {TABLES:?}, found {:?}",
+            shadow.tables.iter().map(|s| &s.name).collect::<Vec<_>>()
+        )));
+    }
+    tx.commit().await?;
+    Ok((shadow, indexes))
+}
+
+/// A transaction whose unqualified table names are the new copies: the
+/// projectors' own row writers fill them unchanged. Committed without
+/// waiting for the disk: the copies matter only once the swap, which does
+/// wait, has committed after them.
+async fn shadow_tx(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true),
+                set_config('maintenance_work_mem', '512MB', true)",
+    )
+    .bind(SHADOW)
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
+}
+
+/// Runs `statements` (part name, SQL) on [`WRITERS`] connections at once,
+/// each taking the next in order.
+async fn run_on_writers(
+    pool: &PgPool,
+    statements: Vec<(String, String)>,
+    parts: &mut Parts,
+) -> Result<(), ProjectionError> {
+    let queue = Arc::new(std::sync::Mutex::new(VecDeque::from(statements)));
+    let mut workers = JoinSet::new();
+    for _ in 0..WRITERS {
+        let (pool, queue) = (pool.clone(), queue.clone());
+        workers.spawn(async move {
+            let mut parts = Parts::default();
+            let mut tx = shadow_tx(&pool).await?;
+            let mut t = Instant::now();
+            loop {
+                let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                let Some((part, sql)) = next else { break };
+                sqlx::query(&sql).execute(&mut *tx).await?;
+                t = parts.add(&part, t);
+            }
+            tx.commit().await?;
+            Ok(parts)
+        });
+    }
+    parts.join(workers).await
+}
+
+/// Replaces the live tables with their new copies inside `tx` (readers wait
+/// only for this), deletes the claims the new read model answers and sets
+/// the checkpoints of the projections `names` to `head`. A reader holding
+/// one table while waiting for another can deadlock with the swap; the swap
+/// then starts over, keeping the checkpoint locks.
+async fn swap(
+    tx: &mut Transaction<'static, Postgres>,
+    shadow: &Shadow,
+    head: i64,
+    names: &[String],
+    parts: &mut Parts,
+) -> Result<(), ProjectionError> {
+    let t = Instant::now();
+    let mut attempt = 1;
+    loop {
+        let mut savepoint = (&mut **tx).begin().await?;
+        match swap_tables(&mut savepoint, shadow).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                break;
+            }
+            Err(e) if attempt < SWAP_ATTEMPTS && is_deadlock(&e) => {
+                savepoint.rollback().await?;
+                tracing::warn!(
+                    attempt,
+                    "the rebuild's swap deadlocked with a reader; retrying"
+                );
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let t = parts.add("swap", t);
     // The claims of projected customers are answered by the read model now.
     sqlx::query(
         "DELETE FROM duplicate_claims c
@@ -328,6 +607,33 @@ async fn replace_tables(
     .await?;
     parts.add("other", t);
     Ok(())
+}
+
+/// How often the swap is tried when it deadlocks with readers.
+const SWAP_ATTEMPTS: u32 = 5;
+
+async fn swap_tables(conn: &mut PgConnection, shadow: &Shadow) -> Result<(), sqlx::Error> {
+    for s in &shadow.tables {
+        sqlx::query(&format!("DROP TABLE {}", s.live))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&format!(
+            "ALTER TABLE {SHADOW}.{} SET SCHEMA {}",
+            s.name, s.schema
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(&format!("DROP SCHEMA {SHADOW}"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40P01")
 }
 
 /// One chunk's writes as owned column arrays.

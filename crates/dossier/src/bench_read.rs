@@ -97,10 +97,11 @@ pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
     }
     let head = store.head().await?.seq;
 
+    let sales = store.service_principal("bench-sales", Role::Sales).await?;
     if opts.reuse && opts.skip_rebuild {
         println!("(a) skipped (--skip-rebuild): the read models are used as they are");
     } else {
-        rebuild(url.as_str(), &keyring, head).await?;
+        rebuild(url.as_str(), &keyring, head, &service, &sales).await?;
     }
     // Benchmark SQL: settle the database after the bulk writes, as a real
     // deployment would be between rebuilds (fresh statistics for the planner,
@@ -110,7 +111,6 @@ pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
         sqlx::query(stmt).execute(&owner).await?;
     }
     owner.close().await;
-    let sales = store.service_principal("bench-sales", Role::Sales).await?;
     let ids = sample_ids(&store, opts.queries.max(100)).await?;
     let single = single_reads(&store, &service, &sales, &ids, opts.queries).await?;
     let list = list_queries(&store, &service, &sales, opts.queries).await?;
@@ -140,9 +140,16 @@ pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
 static REBUILD_RATE: Mutex<f64> = Mutex::new(0.0);
 
 /// (a) Rebuilds every projection at once (`rebuild_all`: one pass over
-/// the log, folded in memory, tables replaced in one transaction), against
-/// reading the log alone in the same way.
-async fn rebuild(url: &str, keyring: &Keyring, head: i64) -> Result<()> {
+/// the log, folded in memory, new tables swapped in), against reading the
+/// log alone in the same way; meanwhile a reader lists customers every
+/// 50 ms, to show how long readers wait for the rebuild.
+async fn rebuild(
+    url: &str,
+    keyring: &Keyring,
+    head: i64,
+    service: &Service,
+    sales: &Principal,
+) -> Result<()> {
     println!("(a) full rebuild of all projections ({head} events)");
     let owner = Store::new(dossier_store::connect_owner(url, 4).await?);
     let start = Instant::now();
@@ -156,7 +163,26 @@ async fn rebuild(url: &str, keyring: &Keyring, head: i64) -> Result<()> {
     println!(
         "    baseline: reading and decoding the log alone (one snapshot, binary COPY): {read} events in {read_secs:.2} s = {read_rate:.0} events/s"
     );
-    let report = dossier_projections::rebuild_all(&owner, keyring, |_, _| {}).await?;
+    let rebuilding = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let (service, sales, rebuilding) = (service.clone(), sales.clone(), rebuilding.clone());
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while rebuilding.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                service.list(&sales, ListInput::default()).await?;
+                samples.push(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            anyhow::Ok(samples)
+        })
+    };
+    let report = dossier_projections::rebuild_all(&owner, keyring, |_, _| {}).await;
+    rebuilding.store(false, Ordering::Relaxed);
+    let (report, samples) = (report?, reader.await??);
+    let longest = samples.iter().max().copied().unwrap_or_default();
+    report_samples("list queries during the rebuild (every 50 ms)", samples);
+    println!("    longest list query during the rebuild: {}", ms(longest));
     let secs = (report.fold + report.write).as_secs_f64().max(1e-9);
     let rate = report.head as f64 / secs;
     if let Ok(mut r) = REBUILD_RATE.lock() {
@@ -198,7 +224,7 @@ async fn sample_ids(store: &Store, n: usize) -> Result<Vec<Uuid>> {
 }
 
 /// Prints p50/p99 of `samples`; returns p99.
-fn report(label: &str, mut samples: Vec<Duration>) -> Duration {
+fn report_samples(label: &str, mut samples: Vec<Duration>) -> Duration {
     samples.sort_unstable();
     let p99 = percentile(&samples, 99.0);
     println!(
@@ -236,8 +262,8 @@ async fn single_reads(
         service.current(sales, id, None).await?;
         svc.push(t.elapsed());
     }
-    let b = report("baseline: SELECT row by primary key", base);
-    let p = report("Service::current (GET /v1/customers/{id})", svc);
+    let b = report_samples("baseline: SELECT row by primary key", base);
+    let p = report_samples("Service::current (GET /v1/customers/{id})", svc);
     println!(
         "    read p99 / baseline p99 = {:.2}",
         p.as_secs_f64() / b.as_secs_f64().max(1e-9)
@@ -348,11 +374,11 @@ async fn list_queries(
         by_kind.entry(kind).or_default().push(took);
         all.push(took);
     }
-    let b = report("baseline: first page, index only", base);
+    let b = report_samples("baseline: first page, index only", base);
     for (kind, samples) in by_kind {
-        report(kind, samples);
+        report_samples(kind, samples);
     }
-    let p = report("all list queries", all);
+    let p = report_samples("all list queries", all);
     println!(
         "    list p99 / baseline p99 = {:.2}",
         p.as_secs_f64() / b.as_secs_f64().max(1e-9)
@@ -495,5 +521,8 @@ async fn lag(
         acks.len(),
         started.format("%H:%M:%S")
     );
-    Ok(report("lag until all four projections have it", lags))
+    Ok(report_samples(
+        "lag until all four projections have it",
+        lags,
+    ))
 }
