@@ -16,8 +16,8 @@
 //! keepers), so the tables come out row for row as an incremental rebuild
 //! leaves them (tested).
 //!
-//! Readers keep reading the old tables until that swap, wait for it
-//! (milliseconds; only for the locks), and then see the new models whole,
+//! Readers keep reading the old tables until that swap, wait for it (at
+//! most a quarter of `deadlock_timeout`, see [`swap`]), and then see the new models whole,
 //! never a half-built one. Running projectors wait on their checkpoint rows,
 //! locked for the whole rebuild, and go on from the rebuilt head. Needs the
 //! database owner's rights (CREATE SCHEMA, DROP TABLE), room on disk for a
@@ -558,11 +558,18 @@ async fn run_on_writers(
     parts.join(workers).await
 }
 
-/// Replaces the live tables with their new copies inside `tx` (readers wait
-/// only for this), deletes the claims the new read model answers and sets
-/// the checkpoints of the projections `names` to `head`. A reader holding
-/// one table while waiting for another can deadlock with the swap; the swap
-/// then starts over, keeping the checkpoint locks.
+/// Replaces the live tables with their new copies inside `tx`, deletes the
+/// claims the new read model answers and sets the checkpoints of the
+/// projections `names` to `head`.
+///
+/// The swap first locks all the live tables in one `LOCK TABLE` that may
+/// wait only a bounded time, well under the server's `deadlock_timeout`;
+/// if it cannot have them all by then it lets go, waits as long, and tries
+/// again. A reader that holds one read-model table and asks for another
+/// (one statement locks its tables one after the other) would otherwise
+/// close a lock cycle with the swap, and PostgreSQL might cancel the
+/// reader; this way the swap gives way before any deadlock check runs, and
+/// readers wait at most that bound.
 async fn swap(
     tx: &mut Transaction<'static, Postgres>,
     shadow: &Shadow,
@@ -571,21 +578,46 @@ async fn swap(
     parts: &mut Parts,
 ) -> Result<(), ProjectionError> {
     let t = Instant::now();
-    let mut attempt = 1;
+    let (deadlock_ms, statement_timeout): (i64, String) = sqlx::query_as(
+        "SELECT (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000)::int8,
+                current_setting('statement_timeout')",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let bound = (deadlock_ms / 4).max(10);
+    let live: Vec<&str> = shadow.tables.iter().map(|s| s.live.as_str()).collect();
+    let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", live.join(", "));
+    let mut attempt: u32 = 0;
     loop {
+        attempt += 1;
+        let wait = (SWAP_FIRST_WAIT_MS << (attempt - 1).min(8)).min(bound);
         let mut savepoint = (&mut **tx).begin().await?;
-        match swap_tables(&mut savepoint, shadow).await {
-            Ok(()) => {
+        let locked = async {
+            sqlx::query(&format!("SET LOCAL statement_timeout = {wait}"))
+                .execute(&mut *savepoint)
+                .await?;
+            sqlx::query(&lock).execute(&mut *savepoint).await?;
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(&statement_timeout)
+                .execute(&mut *savepoint)
+                .await
+        }
+        .await;
+        match locked {
+            Ok(_) => {
+                swap_tables(&mut savepoint, shadow).await?;
                 savepoint.commit().await?;
                 break;
             }
-            Err(e) if attempt < SWAP_ATTEMPTS && is_deadlock(&e) => {
+            Err(e) if is_lock_wait(&e) && t.elapsed() < SWAP_PATIENCE => {
                 savepoint.rollback().await?;
-                tracing::warn!(
-                    attempt,
-                    "the rebuild's swap deadlocked with a reader; retrying"
-                );
-                attempt += 1;
+                if attempt.is_multiple_of(20) {
+                    tracing::warn!(
+                        attempt,
+                        "the rebuild is still waiting for readers to let go of the read models"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -609,9 +641,12 @@ async fn swap(
     Ok(())
 }
 
-/// How often the swap is tried when it deadlocks with readers.
-const SWAP_ATTEMPTS: u32 = 5;
+/// The swap's first wait for the tables (doubling with each attempt up to
+/// a quarter of `deadlock_timeout`), and how long it keeps trying.
+const SWAP_FIRST_WAIT_MS: i64 = 25;
+const SWAP_PATIENCE: Duration = Duration::from_secs(600);
 
+/// Drops the live tables and moves their copies in; the tables are locked.
 async fn swap_tables(conn: &mut PgConnection, shadow: &Shadow) -> Result<(), sqlx::Error> {
     for s in &shadow.tables {
         sqlx::query(&format!("DROP TABLE {}", s.live))
@@ -630,10 +665,12 @@ async fn swap_tables(conn: &mut PgConnection, shadow: &Shadow) -> Result<(), sql
     Ok(())
 }
 
-fn is_deadlock(e: &sqlx::Error) -> bool {
+/// The swap's bounded wait ran out (statement timeout, lock not available,
+/// or, should it still happen, a deadlock).
+fn is_lock_wait(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
-        .is_some_and(|c| c == "40P01")
+        .is_some_and(|c| ["57014", "55P03", "40P01"].contains(&c.as_ref()))
 }
 
 /// One chunk's writes as owned column arrays.
