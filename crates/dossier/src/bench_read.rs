@@ -194,7 +194,10 @@ async fn rebuild(
         report.fold.as_secs_f64(),
         report.write.as_secs_f64()
     );
-    println!("    writing + indexing, s: {}", report.write_summary());
+    println!(
+        "    writing + indexing, connection-seconds (two at once): {}",
+        report.write_summary()
+    );
     println!(
         "    total {secs:.2} s = {rate:.0} events/s of log; rebuild/read = {:.2}",
         rate / read_rate

@@ -375,7 +375,7 @@ async fn rebuild_all(cfg: &Config) -> Result<()> {
         report.write.as_secs_f64(),
     );
     println!(
-        "writing, largest parts first (s): {}",
+        "writing, largest parts first (connection-seconds, two connections at once): {}",
         report.write_summary()
     );
     Ok(())

@@ -31,7 +31,11 @@ async fn rebuild_all_while_the_server_runs() -> anyhow::Result<()> {
     assert!(out.contains("5 customers"), "{out}");
     let parts = out
         .lines()
-        .find_map(|l| l.strip_prefix("writing, largest parts first (s): "))
+        .find_map(|l| {
+            l.strip_prefix(
+                "writing, largest parts first (connection-seconds, two connections at once): ",
+            )
+        })
         .unwrap_or_else(|| panic!("no breakdown: {out}"));
     for part in parts.split(", ") {
         let (name, secs) = part.rsplit_once(' ').expect("name and seconds");
