@@ -317,6 +317,10 @@ async fn build_shadow(
     let t = Instant::now();
     let (shadow, indexes) = create_shadow(pool).await?;
     parts.add("create tables", t);
+    tracing::info!(
+        customers = book.customers.len(),
+        "rebuild: the log is folded; writing the new tables in {SHADOW}"
+    );
 
     let Book {
         customers, clock, ..
@@ -382,6 +386,10 @@ async fn build_shadow(
     let size = |table: &str| sizes.get(table).copied().unwrap_or(0);
     let mut indexes = indexes;
     indexes.sort_by_key(|i| std::cmp::Reverse((i.def.contains(" USING gin "), size(&i.table))));
+    tracing::info!(
+        indexes = indexes.len(),
+        "rebuild: rows written; building the indexes"
+    );
     let statements = indexes
         .into_iter()
         .map(|i| (format!("index {}", i.name), i.def))
@@ -585,6 +593,7 @@ async fn swap(
     .fetch_one(&mut **tx)
     .await?;
     let bound = (deadlock_ms / 4).max(10);
+    tracing::info!("rebuild: indexes built; swapping the new tables in");
     let live: Vec<&str> = shadow.tables.iter().map(|s| s.live.as_str()).collect();
     let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", live.join(", "));
     let mut attempt: u32 = 0;
@@ -623,6 +632,10 @@ async fn swap(
         }
     }
     let t = parts.add("swap", t);
+    tracing::info!(
+        attempts = attempt,
+        "rebuild: the new tables replaced the old"
+    );
     // The claims of projected customers are answered by the read model now.
     sqlx::query(
         "DELETE FROM duplicate_claims c
