@@ -18,11 +18,28 @@ use crate::{Projection, ProjectionError};
 pub struct CustomerCurrent {
     store: Store,
     keyring: Keyring,
+    /// Deletes the duplicate claims of the customers it projects (not when
+    /// it brings a full rebuild's new tables up to date: the live tables
+    /// answer duplicate checks until the swap).
+    claims: bool,
 }
 
 impl CustomerCurrent {
     pub fn new(store: Store, keyring: Keyring) -> CustomerCurrent {
-        CustomerCurrent { store, keyring }
+        CustomerCurrent {
+            store,
+            keyring,
+            claims: true,
+        }
+    }
+
+    /// For a full rebuild's catch-up: leaves the claims alone.
+    pub(crate) fn without_claims(store: Store, keyring: Keyring) -> CustomerCurrent {
+        CustomerCurrent {
+            store,
+            keyring,
+            claims: false,
+        }
     }
 }
 
@@ -136,6 +153,9 @@ impl Projection for CustomerCurrent {
             cols.push(*id, row);
         }
         write_rows(tx, &cols, true).await?;
+        if !self.claims {
+            return Ok(());
+        }
         // Projected: the read model now answers duplicate checks for them.
         crate::insight_read::drop_claims(tx, &ids).await
     }

@@ -16,13 +16,17 @@
 //! keepers), so the tables come out row for row as an incremental rebuild
 //! leaves them (tested).
 //!
-//! Readers keep reading the old tables until that swap, wait for it (at
-//! most a quarter of `deadlock_timeout`, see [`swap`]), and then see the new models whole,
-//! never a half-built one. Running projectors wait on their checkpoint rows,
-//! locked for the whole rebuild, and go on from the rebuilt head. Needs the
-//! database owner's rights (CREATE SCHEMA, DROP TABLE), room on disk for a
-//! second copy of the read models while it runs, and memory for every
-//! customer's state (docs/operations.md).
+//! The running projectors keep applying new events to the live tables
+//! throughout; what they applied after the snapshot is then applied to the
+//! new tables with the projectors' own code, in rounds while they run and
+//! finally with them paused on their checkpoint rows, right before the swap,
+//! which sets their checkpoints to that head. Readers keep reading the old
+//! tables until the swap, wait for it (at most a quarter of
+//! `deadlock_timeout`, see [`swap`]), and then see the new models whole,
+//! never a half-built one. Needs the database owner's rights (CREATE
+//! SCHEMA, DROP TABLE), room on disk for a second copy of the read models
+//! while it runs, and memory for every customer's state
+//! (docs/operations.md).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -43,7 +47,7 @@ use crate::insight::{
     facts_json, write_clock, write_facts, Aspect, Clock, Output, OutputBatch, Slot,
 };
 use crate::list::{insert_list_rows, write_search_rows, ListRows};
-use crate::{ProjectionError, NAMES};
+use crate::{by_name, AnyProjection, CustomerCurrent, Projection, ProjectionError, NAMES};
 
 /// Every table the projections write; a full rebuild replaces them all.
 const TABLES: &[&str] = &[
@@ -68,6 +72,9 @@ const WRITE_CHUNK: usize = 5_000;
 pub struct RebuildReport {
     /// The log head the models were rebuilt to (their checkpoint).
     pub head: i64,
+    /// The head of the snapshot folded; the events after it, up to `head`,
+    /// were appended during the rebuild and applied afterwards.
+    pub snapshot: i64,
     pub customers: usize,
     /// Reading and folding the log.
     pub fold: Duration,
@@ -156,33 +163,38 @@ fn evaluate(c: &mut Folded, rules: &Rules, on: NaiveDate, seq: i64) {
 
 /// Rebuilds every read model from the log (see the module comment). `store`
 /// must be connected as the database owner, with a pool of at least
-/// `WRITERS + 2` connections. `progress` gets (events folded, head) now and
-/// then.
+/// `WRITERS + 2` connections. `progress` gets (events folded, snapshot head)
+/// now and then. One full rebuild runs at a time (a second one fails at
+/// once).
 pub async fn rebuild_all(
     store: &Store,
     keyring: &Keyring,
     progress: impl FnMut(i64, i64) + Send + 'static,
 ) -> Result<RebuildReport, ProjectionError> {
-    let names: Vec<String> = NAMES.iter().map(|n| (*n).to_owned()).collect();
-    // Committed first, so that a projector's `FOR UPDATE` always finds a row.
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (name, seq) SELECT unnest($1::text[]), 0
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(&names)
-    .execute(store.pool())
-    .await?;
-    let mut tx = store.pool().begin().await?;
-    sqlx::query(
-        "SELECT name FROM projection_checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",
-    )
-    .bind(&names)
-    .fetch_all(&mut *tx)
-    .await?;
+    // Held on a connection of its own, outside the pool, until the end.
+    let mut guard = store.pool().acquire().await?.detach();
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(crate::lock_key(SHADOW))
+        .fetch_one(&mut guard)
+        .await?;
+    if !got {
+        return Err(ProjectionError::Rebuild(
+            "another full rebuild is running on this database".to_owned(),
+        ));
+    }
+    let rebuilt = rebuild_alone(store, keyring, progress).await;
+    let _ = sqlx::Connection::close(guard).await;
+    rebuilt
+}
 
+async fn rebuild_alone(
+    store: &Store,
+    keyring: &Keyring,
+    progress: impl FnMut(i64, i64) + Send + 'static,
+) -> Result<RebuildReport, ProjectionError> {
     let started = Instant::now();
     let scan = store.scan_events().await?;
-    let head = scan.head;
+    let snapshot = scan.head;
     // After the snapshot: every key its events need is committed by now.
     let keys = keyring.all_keys_for_read(store).await?;
     let book = tokio::task::spawn_blocking(move || fold(scan, &keys, progress))
@@ -193,26 +205,130 @@ pub async fn rebuild_all(
     let started = Instant::now();
     let customers = book.customers.len();
     let mut parts = Parts::default();
-    let built = build_shadow(store.pool(), book, &mut parts).await;
-    let swapped = match built {
-        Ok(shadow) => swap(&mut tx, &shadow, head, &names, &mut parts).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = swapped {
-        drop(tx);
-        drop_shadow(store.pool()).await;
-        return Err(e);
+    let replaced = async {
+        let shadow = build_shadow(store.pool(), book, &mut parts).await?;
+        replace(store, keyring, &shadow, snapshot, &mut parts).await
     }
-    let t = Instant::now();
-    tx.commit().await?;
-    parts.add("commit", t);
+    .await;
+    let head = match replaced {
+        Ok(head) => head,
+        Err(e) => {
+            drop_shadow(store.pool()).await;
+            return Err(e);
+        }
+    };
     Ok(RebuildReport {
         head,
+        snapshot,
         customers,
         fold: fold_time,
         write: started.elapsed(),
         write_parts: parts.0,
     })
+}
+
+/// Brings the new tables up to date with what was appended since
+/// `snapshot` (the live projectors kept running on the live tables
+/// meanwhile), then, with the projectors paused on their checkpoint rows,
+/// applies the last events and swaps the tables in; returns the head the
+/// models and checkpoints are at.
+async fn replace(
+    store: &Store,
+    keyring: &Keyring,
+    shadow: &Shadow,
+    snapshot: i64,
+    parts: &mut Parts,
+) -> Result<i64, ProjectionError> {
+    let projectors = catch_up_projectors(store, keyring);
+    let mut reached = snapshot;
+    // While the projectors run: a few rounds, as long as each has much to do.
+    for _ in 0..CATCH_UP_ROUNDS {
+        let head = store.head().await?.seq;
+        if head - reached < CATCH_UP_ENOUGH {
+            break;
+        }
+        tracing::info!(
+            events = head - reached,
+            "rebuild: applying what was appended meanwhile"
+        );
+        let t = Instant::now();
+        reached = catch_up(store, &projectors, reached, head).await?;
+        parts.add("catching up", t);
+    }
+    let names: Vec<String> = NAMES.iter().map(|n| (*n).to_owned()).collect();
+    // Committed first, so that a projector's `FOR UPDATE` always finds a row.
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, seq) SELECT unnest($1::text[]), 0
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&names)
+    .execute(store.pool())
+    .await?;
+    let t = Instant::now();
+    let mut tx = store.pool().begin().await?;
+    sqlx::query(
+        "SELECT name FROM projection_checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+    )
+    .bind(&names)
+    .fetch_all(&mut *tx)
+    .await?;
+    // The projectors wait from here on; nothing they could still apply
+    // lies beyond this head.
+    let head = store.head().await?.seq;
+    reached = catch_up(store, &projectors, reached, head).await?;
+    parts.add("catching up (projectors paused)", t);
+    swap(&mut tx, shadow, reached, &names, parts).await?;
+    let t = Instant::now();
+    tx.commit().await?;
+    parts.add("commit", t);
+    Ok(reached)
+}
+
+/// Rounds of catching up while the projectors run, and the backlog below
+/// which the paused round takes over.
+const CATCH_UP_ROUNDS: usize = 4;
+const CATCH_UP_ENOUGH: i64 = 2_000;
+/// Events per catch-up batch.
+const CATCH_UP_BATCH: i64 = 1_000;
+
+/// The projectors' own code, writing into the new tables; claims stay for
+/// the live projectors to delete (the swap deletes those the new tables
+/// answer).
+fn catch_up_projectors(store: &Store, keyring: &Keyring) -> Vec<AnyProjection> {
+    NAMES
+        .iter()
+        .map(|n| match by_name(n, keyring.clone(), store.clone()) {
+            Ok(AnyProjection::Current(_)) => AnyProjection::Current(
+                CustomerCurrent::without_claims(store.clone(), keyring.clone()),
+            ),
+            other => other.expect("known name"),
+        })
+        .collect()
+}
+
+/// Applies the events after `after` up to `until` to the new tables, batch
+/// by batch, each projection in a transaction of its own; returns the last
+/// seq applied.
+async fn catch_up(
+    store: &Store,
+    projectors: &[AnyProjection],
+    mut after: i64,
+    until: i64,
+) -> Result<i64, ProjectionError> {
+    while after < until {
+        let mut events = store.read_log(after, CATCH_UP_BATCH).await?;
+        events.retain(|e| e.record.seq <= until);
+        let Some(last) = events.last().map(|e| e.record.seq) else {
+            break;
+        };
+        for p in projectors {
+            let mut tx = shadow_tx(store.pool()).await?;
+            p.apply(&mut tx, &events).await?;
+            tx.commit().await?;
+        }
+        after = last;
+    }
+    Ok(after)
 }
 
 /// Folds the whole log into a book, in seq order.
@@ -790,6 +906,7 @@ mod tests {
         let ms = Duration::from_millis;
         let report = RebuildReport {
             head: 0,
+            snapshot: 0,
             customers: 0,
             fold: ms(0),
             write: ms(0),

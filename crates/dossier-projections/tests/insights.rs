@@ -1203,8 +1203,9 @@ async fn evaluated_on_does_not_depend_on_batches() -> anyhow::Result<()> {
 }
 
 /// A full rebuild while facts are recorded and the projectors keep stepping:
-/// they wait for it on their checkpoints and go on from the head it rebuilt
-/// to, so nothing is lost or applied twice.
+/// the rebuild applies what they applied meanwhile to its new tables before
+/// the swap, and they go on from the head it swapped in at, so nothing is
+/// lost or applied twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_all_while_writes_and_projectors_run() -> anyhow::Result<()> {
     let mut w = World::new().await?;

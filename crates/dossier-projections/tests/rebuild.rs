@@ -1,13 +1,15 @@
 //! How a full rebuild (`rebuild_all`) replaces the read-model tables: the
 //! new tables are defined exactly as the old ones (columns, constraints,
 //! indexes, storage options, owner, grants), what an interrupted rebuild
-//! left behind does not stop the next one, and a reader in the swap's way
-//! is answered, not cancelled.
+//! left behind does not stop the next one, a reader in the swap's way is
+//! answered, not cancelled, and the projectors keep running during a
+//! rebuild, whose new tables then hold what they applied meanwhile.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dossier_projections::{step, Projection, NAMES};
+use dossier_projections::{catch_up, reset, step, Projection, ProjectionError, NAMES};
 use dossier_seal::MasterKey;
 use dossier_service::{RegisterInput, Service, WriteMeta};
 use dossier_store::{Keyring, Role, Store};
@@ -280,5 +282,116 @@ async fn a_reader_in_the_way_of_the_swap_is_not_cancelled() -> anyhow::Result<()
             .await?;
     let head = book.store.head().await?.seq;
     assert_eq!(checkpoints, vec![head; NAMES.len()]);
+    Ok(())
+}
+
+fn person(name: &str) -> RegisterInput {
+    RegisterInput {
+        kind: "person".to_owned(),
+        details: BTreeMap::from([("name".to_owned(), name.to_owned())]),
+        owner: Some("bob".to_owned()),
+        tags: Vec::new(),
+        force: false,
+    }
+}
+
+/// Events applied by each projector during a rebuild, or why they were not.
+type Applied = Arc<Mutex<Option<Result<Vec<usize>, String>>>>;
+
+/// While the rebuild works (here: right after it folded its snapshot of
+/// the log), customers are registered and the projectors apply them to the
+/// live tables at once; the rebuild applies them to its new tables before
+/// the swap and sets the checkpoints past them, so the swapped-in models
+/// are exactly what an incremental rebuild of the whole log gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projectors_keep_running_during_a_rebuild_and_nothing_is_lost() -> anyhow::Result<()> {
+    let book = Book::new().await?;
+    let service = Service::new(book.store.clone(), book.keyring.clone());
+    let (clerk, _) = service.create_token("clerk", Role::Admin).await?;
+    let handle = tokio::runtime::Handle::current();
+    let (store, keyring) = (book.store.clone(), book.keyring.clone());
+    let applied: Applied = Arc::default();
+    let out = applied.clone();
+    // Called on the fold's own thread, which may block.
+    let progress = move |done: i64, snapshot: i64| {
+        if done != snapshot || out.lock().unwrap().is_some() {
+            return;
+        }
+        let during = handle.block_on(async {
+            for name in ["Zhao Yi", "Zhao Er", "Zhao San"] {
+                service.register(&clerk, person(name), meta()).await?;
+            }
+            let mut applied = Vec::new();
+            for p in dossier_projections::all(&keyring, &store) {
+                applied.push(step(&store, &p).await?);
+            }
+            anyhow::Ok(applied)
+        });
+        *out.lock().unwrap() = Some(during.map_err(|e| format!("{e:#}")));
+    };
+    let owner = Store::new(book.db.owner_pool().await?);
+    let report = dossier_projections::rebuild_all(&owner, &book.keyring, progress).await?;
+    let applied = applied
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the fold reported")
+        .map_err(anyhow::Error::msg)?;
+    assert!(applied.iter().all(|n| *n >= 3), "{applied:?}");
+    let head = book.store.head().await?.seq;
+    assert_eq!(report.head, head);
+    assert!(report.snapshot <= head - 3, "{report:?}");
+    let checkpoints: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM projection_checkpoints WHERE name = ANY($1)")
+            .bind(NAMES)
+            .fetch_all(owner.pool())
+            .await?;
+    assert_eq!(checkpoints, vec![head; NAMES.len()]);
+    let listed: i64 = sqlx::query_scalar("SELECT count(*) FROM customer_list")
+        .fetch_one(owner.pool())
+        .await?;
+    assert_eq!(listed, 6);
+
+    let rebuilt = book.rows(owner.pool()).await?;
+    for p in dossier_projections::all(&book.keyring, &book.store) {
+        reset(&book.store, &p).await?;
+        catch_up(&book.store, &p, |_, _| {}).await?;
+    }
+    assert_eq!(book.rows(owner.pool()).await?, rebuilt);
+    Ok(())
+}
+
+/// Two full rebuilds of one database never run at once (they would share
+/// `dossier_rebuild`): the second fails at once, the first goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rebuild_fails_while_one_runs() -> anyhow::Result<()> {
+    let book = Book::new().await?;
+    let rows = book.rows(&book.db.owner_pool().await?).await?;
+    let (folded, at_fold_end) = std::sync::mpsc::channel::<()>();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    // Holds the first rebuild right after its fold.
+    let progress = move |done: i64, snapshot: i64| {
+        if done == snapshot {
+            let _ = folded.send(());
+            let _ = wait.recv();
+        }
+    };
+    let (first_owner, keyring) = (
+        Store::new(book.db.owner_pool().await?),
+        book.keyring.clone(),
+    );
+    let first = tokio::spawn(async move {
+        dossier_projections::rebuild_all(&first_owner, &keyring, progress).await
+    });
+    tokio::task::spawn_blocking(move || at_fold_end.recv()).await??;
+    let owner = Store::new(book.db.owner_pool().await?);
+    let second = dossier_projections::rebuild_all(&owner, &book.keyring, |_, _| {}).await;
+    match second {
+        Err(ProjectionError::Rebuild(m)) => assert!(m.contains("another full rebuild"), "{m}"),
+        other => panic!("the second rebuild ran: {other:?}"),
+    }
+    go.send(())?;
+    first.await??;
+    assert_eq!(book.rows(owner.pool()).await?, rows);
     Ok(())
 }

@@ -366,8 +366,9 @@ async fn rebuild_all(cfg: &Config) -> Result<()> {
         .await?;
     let total = report.fold + report.write;
     println!(
-        "rebuilt all projections to seq {}: {} customers in {:.2}s ({:.0} events/s; reading and folding {:.2}s, writing {:.2}s)",
+        "rebuilt all projections to seq {} (folded to seq {}, the rest applied after): {} customers in {:.2}s ({:.0} events/s; reading and folding {:.2}s, writing {:.2}s)",
         report.head,
+        report.snapshot,
         report.customers,
         total.as_secs_f64(),
         report.head as f64 / total.as_secs_f64().max(1e-9),
