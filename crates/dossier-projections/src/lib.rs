@@ -44,7 +44,8 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// A full rebuild's worker task failed (panicked or was cancelled).
+    /// A full rebuild could not run or finish: another one is running, a
+    /// worker task failed, or a table has something it cannot copy.
     #[error("the rebuild failed: {0}")]
     Rebuild(String),
 }

@@ -10,13 +10,12 @@ use std::time::Duration;
 use dossier_projections::{
     catch_up, read_current, reset, search_terms, status, step, CustomerCurrent,
 };
-use dossier_seal::MasterKey;
 use dossier_service::{AsOf, ChangeInput, ContactInput, RegisterInput, Service, WriteMeta};
 use dossier_store::{Keyring, Principal, Role, Store};
 use dossier_testkit::TestDb;
 use uuid::Uuid;
 
-use common::Lcg;
+use common::{Base, Lcg};
 
 const NAME: &str = "customer_current";
 
@@ -90,17 +89,13 @@ struct World {
 
 impl World {
     async fn new() -> anyhow::Result<World> {
-        let db = TestDb::new().await?;
-        let store = db.store().await?;
-        let keyring = Keyring::new(MasterKey::generate());
-        let service = Service::new(store.clone(), keyring.clone());
-        let (caller, _token) = service.create_token("t", Role::Sales).await?;
+        let b = Base::new(Role::Sales).await?;
         Ok(World {
-            _db: db,
-            store,
-            keyring,
-            service,
-            caller,
+            _db: b.db,
+            store: b.store,
+            keyring: b.keyring,
+            service: b.service,
+            caller: b.principal,
             customers: Vec::new(),
         })
     }

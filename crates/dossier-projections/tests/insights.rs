@@ -23,7 +23,6 @@ use dossier_projections::{
     catch_up, checkpoint, read_risk, read_tier, reset, risk_history, step, tier_history,
     AnyProjection, Aspect, CustomerCurrent, FollowUpItem, FollowUpQuery, Insight, Projection,
 };
-use dossier_seal::MasterKey;
 use dossier_service::{
     ChangeInput, ComplaintInput, ConsentInput, CreditInput, FactInput, FeedbackInput,
     InteractionInput, InvoiceInput, LegalInput, MoneyInput, OrderInput, PaymentInput,
@@ -33,22 +32,10 @@ use dossier_store::{Keyring, Principal, Role, Store};
 use dossier_testkit::TestDb;
 use uuid::Uuid;
 
-use common::Lcg;
+use common::{Base, Lcg, READ_MODEL_TABLES};
 
 /// Every table the insight projectors write, and the current-state table.
-const TABLES: &[&str] = &[
-    "customer_tier",
-    "customer_tier_history",
-    "customer_risk",
-    "customer_risk_history",
-    "follow_ups",
-    "follow_up_state",
-    "insight_facts",
-    "insight_state",
-    "customer_current",
-    "customer_list",
-    "customer_search",
-];
+const TABLES: &[&str] = READ_MODEL_TABLES;
 
 /// Two rule sets the random logs adopt, in this order: other thresholds,
 /// a USD rate, and business time zones far apart (so the business date of
@@ -184,17 +171,13 @@ struct World {
 
 impl World {
     async fn new() -> anyhow::Result<World> {
-        let db = TestDb::new().await?;
-        let store = db.store().await?;
-        let keyring = Keyring::new(MasterKey::generate());
-        let service = Service::new(store.clone(), keyring.clone());
-        let (admin, _token) = service.create_token("admin", Role::Admin).await?;
+        let b = Base::new(Role::Admin).await?;
         Ok(World {
-            db,
-            store,
-            keyring,
-            service,
-            admin,
+            db: b.db,
+            store: b.store,
+            keyring: b.keyring,
+            service: b.service,
+            admin: b.principal,
             customers: Vec::new(),
             evaluated: ago(560),
             adopted: 0,

@@ -5,32 +5,21 @@
 //! answered, not cancelled, and the projectors keep running during a
 //! rebuild, whose new tables then hold what they applied meanwhile.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dossier_projections::{catch_up, reset, step, Projection, ProjectionError, NAMES};
-use dossier_seal::MasterKey;
 use dossier_service::{RegisterInput, Service, WriteMeta};
 use dossier_store::{Keyring, Role, Store};
 use dossier_testkit::TestDb;
 use sqlx::PgPool;
 
-/// The tables the projections write (kept here, not taken from the crate,
-/// so that a table the rebuild forgets shows up as a difference).
-const TABLES: &[&str] = &[
-    "customer_current",
-    "customer_list",
-    "customer_search",
-    "customer_tier",
-    "customer_tier_history",
-    "customer_risk",
-    "customer_risk_history",
-    "follow_ups",
-    "follow_up_state",
-    "insight_facts",
-    "insight_state",
-];
+use common::{Base, READ_MODEL_TABLES};
+
+const TABLES: &[&str] = READ_MODEL_TABLES;
 
 fn meta() -> WriteMeta {
     WriteMeta {
@@ -48,11 +37,13 @@ struct Book {
 
 impl Book {
     async fn new() -> anyhow::Result<Book> {
-        let db = TestDb::new().await?;
-        let store = db.store().await?;
-        let keyring = Keyring::new(MasterKey::generate());
-        let service = Service::new(store.clone(), keyring.clone());
-        let (admin, _) = service.create_token("admin", Role::Admin).await?;
+        let Base {
+            db,
+            store,
+            keyring,
+            service,
+            principal: admin,
+        } = Base::new(Role::Admin).await?;
         for (name, kind) in [
             ("华为技术有限公司", "company"),
             ("Li Si", "person"),
