@@ -1,114 +1,78 @@
 //! /v1/customers: list, create, read (current or as of a past moment), change, history.
 
-use std::collections::BTreeMap;
-
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use dossier_chain::Timestamp;
+use axum::Json;
 use dossier_service::{
-    request_digest, AddressInput, AsOf, ChangeInput, ContactInput, ListInput, ListPage,
-    RegisterInput, WriteMeta, WriteOutcome,
+    ChangeInput, CustomerView, HistoryPage, ListInput, ListPage, ReadAt, RegisterInput,
+    WriteOutcome,
 };
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::extract::{parse_time, Caller, CustomerId, IfMatch, Params, Write};
 use crate::problem::Problem;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers", get(list).post(create))
-        .route("/v1/customers/{id}", get(read).patch(change))
-        .route("/v1/customers/{id}/history", get(history))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, change))
+        .routes(routes!(history))
 }
 
-pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
-    serde_json::from_slice(body).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not valid JSON for this request: {e}"),
-        )
-    })
-}
-
-pub(crate) fn parse_id(raw: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(raw)
-        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "customer not found"))
-}
-
-fn parse_time(field: &str, raw: &str) -> Result<Timestamp, Problem> {
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|t| Timestamp::new(t.with_timezone(&chrono::Utc)))
-        .map_err(|_| {
-            Problem::invalid(
-                field,
-                format!("{field}: must be an RFC 3339 timestamp such as 2026-03-03T00:00:00Z"),
-            )
-        })
-}
-
-pub(crate) fn idempotency(
-    headers: &HeaderMap,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> Result<Option<(String, [u8; 32])>, Problem> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = v
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| {
-            Problem::invalid(
-                "Idempotency-Key",
-                "Idempotency-Key must be 1 to 200 visible ASCII characters",
-            )
-        })?;
-    Ok(Some((key.to_owned(), request_digest(method, path, body))))
-}
-
-/// The why/when/retry context shared by every write request.
-pub(crate) fn write_meta(
-    reason: Option<String>,
-    effective_at: Option<&str>,
-    idempotency: Option<(String, [u8; 32])>,
-) -> Result<WriteMeta, Problem> {
-    Ok(WriteMeta {
-        reason,
-        effective_at: effective_at
-            .map(|t| parse_time("effective_at", t))
-            .transpose()?,
-        idempotency,
-        correlation_id: None,
-    })
+/// The answer to every write.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Written {
+    /// The customer.
+    pub id: Uuid,
+    /// The record the write created (an order, invoice, complaint, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<Uuid>,
+    /// The customer's version after the write (its ETag).
+    pub version: i64,
+    /// Seq of the last event written (of the last event, when nothing changed);
+    /// pass it as `min_seq` to read your write.
+    pub seq: i64,
+    /// Events written (0 when nothing changed).
+    #[schema(minimum = 0)]
+    pub events: i64,
+    /// True when answered from an earlier request with the same Idempotency-Key.
+    pub replayed: bool,
 }
 
 fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-pub(crate) fn write_response(status: StatusCode, o: &WriteOutcome) -> Response {
-    let mut res = (
-        status,
-        Json(json!({
-            "id": o.customer_id,
-            "version": o.version,
-            "seq": o.seq,
-            "events": o.events,
-            "replayed": o.replayed,
-        })),
-    )
-        .into_response();
+/// 201 when something was written, 200 for a replay or a no-op; with the
+/// ETag, `dossier-seq` and the customer's Location.
+pub(crate) fn written(o: &WriteOutcome, record_id: Option<Uuid>) -> Response {
+    let status = if o.replayed || o.events == 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    written_with(status, o, record_id)
+}
+
+pub(crate) fn written_with(
+    status: StatusCode,
+    o: &WriteOutcome,
+    record_id: Option<Uuid>,
+) -> Response {
+    let body = Written {
+        id: o.customer_id,
+        record_id,
+        version: o.version,
+        seq: o.seq,
+        events: o.events as i64,
+        replayed: o.replayed,
+    };
+    let mut res = (status, Json(body)).into_response();
     let h = res.headers_mut();
     h.insert(header::ETAG, etag(o.version));
     h.insert("dossier-seq", HeaderValue::from(o.seq));
@@ -118,234 +82,158 @@ pub(crate) fn write_response(status: StatusCode, o: &WriteOutcome) -> Response {
     res
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    kind: String,
-    #[serde(default)]
-    details: BTreeMap<String, String>,
-    owner: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    /// Register even though the file looks like a duplicate (needs a reason).
-    #[serde(default)]
-    force: bool,
-    reason: Option<String>,
-    effective_at: Option<String>,
-}
-
+/// Register a customer. Personal fields are validated and sealed; a file
+/// sharing a phone, e-mail, credit code or national ID with a live customer
+/// is refused as a possible duplicate unless `force` (with a reason).
+#[utoipa::path(
+    post,
+    path = "/v1/customers",
+    tag = "customers",
+    request_body = crate::extract::WithMeta<RegisterInput>,
+    params(crate::openapi::IdempotencyKeyHeader),
+    responses(
+        (status = 201, description = "Registered", body = Written, headers(
+            ("ETag" = String, description = "The new version, quoted"),
+            ("Location" = String, description = "The customer's URL"),
+            ("dossier-seq" = i64, description = "Seq of the last event written"))),
+        (status = 200, description = "Replayed: this Idempotency-Key registered it before", body = Written),
+        (status = 409, description = "`duplicate_customer` (with `duplicates`) or `rejected`", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
-    body: Bytes,
+    w: Write<RegisterInput>,
 ) -> Result<Response, Problem> {
-    let idem = idempotency(&headers, "POST", "/v1/customers", &body)?;
-    let b: CreateBody = parse_body(&body)?;
-    let meta = write_meta(b.reason, b.effective_at.as_deref(), idem)?;
-    let input = RegisterInput {
-        kind: b.kind,
-        details: b.details,
-        owner: b.owner,
-        tags: b.tags,
-        force: b.force,
-    };
-    let o = state.service.register(&caller, input, meta).await?;
-    Ok(write_response(
-        if o.replayed {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
-        },
-        &o,
-    ))
+    let o = state.service.register(&caller, w.input, w.meta).await?;
+    Ok(written(&o, None))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReadQuery {
+    /// Rebuild the file as the log knew it at this recorded time (RFC 3339).
+    #[param(format = DateTime)]
     as_of: Option<String>,
+    /// Rebuild the file as it was after this global position.
+    #[param(minimum = 0)]
     at_seq: Option<i64>,
+    /// Read the current state once the read model has applied this seq (the
+    /// `seq` of your write): read-your-writes. At most the log's head.
+    #[param(minimum = 0)]
     min_seq: Option<i64>,
 }
 
+/// Read a customer file: the current state, or rebuilt from the log as it
+/// was at a seq or a recorded time (one of `as_of`, `at_seq`).
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{id}",
+    tag = "customers",
+    params(crate::openapi::CustomerIdParam, ReadQuery),
+    responses(
+        (status = 200, body = CustomerView, headers(("ETag" = String, description = "The version read, quoted"))),
+        (status = 404, description = "No such customer (also: not yet registered at that point)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "`not_caught_up`: the read model has not reached `min_seq` within 2 s (retry), or `unavailable`", body = crate::problem::ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = i64, description = "Seconds"))),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
-    query: Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
+    CustomerId(id): CustomerId,
+    Params(q): Params<ReadQuery>,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
-    let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
-    let at = match (q.as_of, q.at_seq) {
-        (Some(_), Some(_)) => {
+    let at = match (q.as_of, q.at_seq, q.min_seq) {
+        (Some(_), Some(_), _) => {
             return Err(Problem::invalid("as_of", "give as_of or at_seq, not both"))
         }
-        (Some(t), None) => Some(AsOf::Recorded(parse_time("as_of", &t)?)),
-        (None, Some(n)) if n < 0 => return Err(Problem::invalid("at_seq", "at_seq must be >= 0")),
-        (None, Some(n)) => Some(AsOf::Seq(n)),
-        (None, None) => None,
-    };
-    let (version, body) = match at {
-        Some(at) => {
-            let s = state.service.state_at(&caller, id, at).await?;
-            let mut file = s.file;
-            let body = json!({
-                "id": s.id,
-                "kind": file["kind"].take(),
-                "details": file["details"].take(),
-                "contacts": file["contacts"].take(),
-                "owner": file["owner"].take(),
-                "archived": file["archived"].take(),
-                "erased": s.erased,
-                "version": s.version,
-                "last_seq": s.last_seq,
-                "last_hash": s.last_hash,
-                "last_recorded_at": s.last_recorded_at,
-                "rebuilt_from_log": true,
-            });
-            (s.version, body)
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(Problem::invalid(
+                "min_seq",
+                "min_seq is for current reads; a rebuilt read needs none",
+            ))
         }
-        None => {
-            let c = state.service.current(&caller, id, q.min_seq).await?;
-            (c.version, serde_json::to_value(&c).unwrap_or(Value::Null))
+        (Some(t), None, None) => ReadAt::Recorded(parse_time("as_of", &t)?),
+        (None, Some(n), None) if n < 0 => {
+            return Err(Problem::invalid("at_seq", "at_seq must be >= 0"))
         }
+        (None, Some(n), None) => ReadAt::Seq(n),
+        (None, None, Some(n)) if n < 0 => {
+            return Err(Problem::invalid("min_seq", "min_seq must be >= 0"))
+        }
+        (None, None, min_seq) => ReadAt::Current { min_seq },
     };
-    let mut res = Json(body).into_response();
-    res.headers_mut().insert(header::ETAG, etag(version));
+    let view = state.service.read(&caller, id, at).await?;
+    let mut res = Json(&view).into_response();
+    res.headers_mut().insert(header::ETAG, etag(view.version));
     Ok(res)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ContactBody {
-    name: String,
-    role: Option<String>,
-    phone: Option<String>,
-    email: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatchBody {
-    reason: Option<String>,
-    effective_at: Option<String>,
-    #[serde(default)]
-    details: BTreeMap<String, Option<String>>,
-    owner: Option<String>,
-    #[serde(default)]
-    add_contacts: Vec<ContactBody>,
-    #[serde(default)]
-    remove_contacts: Vec<Uuid>,
-    #[serde(default)]
-    add_addresses: Vec<AddressBody>,
-    #[serde(default)]
-    remove_addresses: Vec<Uuid>,
-    #[serde(default)]
-    add_tags: Vec<String>,
-    #[serde(default)]
-    remove_tags: Vec<String>,
-    /// Absent: unchanged; null: back to the rules; a name: manual override.
-    #[serde(default, deserialize_with = "present")]
-    importance: Option<Option<String>>,
-    #[serde(default)]
-    archive: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddressBody {
-    label: Option<String>,
-    text: String,
-}
-
-/// Tells an explicit `null` (Some(None)) from an absent field (None).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
-fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
-    let v = headers.get(header::IF_MATCH).ok_or_else(|| {
-        Problem::new(
-            StatusCode::PRECONDITION_REQUIRED,
-            "precondition_required",
-            "PATCH needs If-Match with the ETag (version) you last read",
-        )
-    })?;
-    v.to_str()
-        .ok()
-        .map(|s| s.trim().trim_matches('"'))
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| {
-            Problem::invalid(
-                "If-Match",
-                "If-Match must be the ETag of the customer, e.g. \"3\"",
-            )
-        })
-}
-
+/// Change a customer file. Every part is optional and all parts commit
+/// together or not at all; `If-Match` (the ETag you read) and `reason` are
+/// required.
+#[utoipa::path(
+    patch,
+    path = "/v1/customers/{id}",
+    tag = "customers",
+    request_body = crate::extract::WithMeta<ChangeInput>,
+    params(crate::openapi::CustomerIdParam, crate::openapi::IfMatchHeader, crate::openapi::IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "Changed (or nothing to change: `events` 0)", body = Written, headers(
+            ("ETag" = String, description = "The new version, quoted"),
+            ("dossier-seq" = i64, description = "Seq of the last event written"))),
+        (status = 404, description = "No such customer", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`rejected` by the domain (e.g. archived), or `conflict`", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "`erased`", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`version_mismatch`: the customer moved on (`current_version`)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 428, description = "`precondition_required`: no If-Match", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn change(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    CustomerId(id): CustomerId,
+    IfMatch(expected): IfMatch,
+    w: Write<ChangeInput>,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
-    let expected = if_match(&headers)?;
-    let idem = idempotency(&headers, "PATCH", &format!("/v1/customers/{id}"), &body)?;
-    let b: PatchBody = parse_body(&body)?;
-    let meta = write_meta(b.reason, b.effective_at.as_deref(), idem)?;
-    let input = ChangeInput {
-        details: b.details,
-        owner: b.owner,
-        add_contacts: b
-            .add_contacts
-            .into_iter()
-            .map(|c| ContactInput {
-                name: c.name,
-                role: c.role,
-                phone: c.phone,
-                email: c.email,
-            })
-            .collect(),
-        remove_contacts: b.remove_contacts,
-        add_addresses: b
-            .add_addresses
-            .into_iter()
-            .map(|a| AddressInput {
-                label: a.label,
-                text: a.text,
-            })
-            .collect(),
-        remove_addresses: b.remove_addresses,
-        add_tags: b.add_tags,
-        remove_tags: b.remove_tags,
-        importance: b.importance,
-        archive: b.archive,
-    };
     let o = state
         .service
-        .change(&caller, id, expected, input, meta)
+        .change(&caller, id, expected, w.input, w.meta)
         .await?;
-    Ok(write_response(StatusCode::OK, &o))
+    Ok(written_with(StatusCode::OK, &o, None))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// Entries after this stream version (`next_after_version` of the previous page).
+    #[param(minimum = 0)]
     after_version: Option<i64>,
+    /// Entries per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
+/// Who changed what, when and why: the customer's events, field by field.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{id}/history",
+    tag = "customers",
+    params(crate::openapi::CustomerIdParam, HistoryQuery),
+    responses(
+        (status = 200, body = HistoryPage),
+        (status = 404, description = "No such customer", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn history(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    CustomerId(id): CustomerId,
+    Params(q): Params<HistoryQuery>,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
-    let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
     let page = state
         .service
         .history(
@@ -358,122 +246,50 @@ async fn history(
     Ok(Json(page).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    kind: Option<String>,
-    owner: Option<String>,
-    region: Option<String>,
-    industry: Option<String>,
-    tier: Option<String>,
-    importance: Option<String>,
-    lifecycle: Option<String>,
-    /// One level or several, comma-separated: `high,critical`.
-    risk: Option<String>,
-    signal: Option<String>,
-    /// Comma-separated; the customer must carry all.
-    tag: Option<String>,
-    archived: Option<bool>,
-    q: Option<String>,
-    sort: Option<String>,
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-fn comma_list(raw: &Option<String>) -> Vec<String> {
-    raw.iter()
-        .flat_map(|s| s.split(','))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-impl ListParams {
-    /// The same query with `cursor` in place of the current one.
-    fn next_link(&self, cursor: &str) -> String {
-        let mut pairs: Vec<(&str, String)> = Vec::new();
-        let text = [
-            ("kind", &self.kind),
-            ("owner", &self.owner),
-            ("region", &self.region),
-            ("industry", &self.industry),
-            ("tier", &self.tier),
-            ("importance", &self.importance),
-            ("lifecycle", &self.lifecycle),
-            ("risk", &self.risk),
-            ("signal", &self.signal),
-            ("tag", &self.tag),
-            ("q", &self.q),
-            ("sort", &self.sort),
-        ];
-        for (k, v) in text {
-            if let Some(v) = v {
-                pairs.push((k, v.clone()));
-            }
-        }
-        if let Some(a) = self.archived {
-            pairs.push(("archived", a.to_string()));
-        }
-        if let Some(l) = self.limit {
-            pairs.push(("limit", l.to_string()));
-        }
-        pairs.push(("cursor", cursor.to_owned()));
-        let query: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-            .collect();
-        format!("/v1/customers?{}", query.join("&"))
-    }
-}
-
-pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// One CSV field, quoted when RFC 4180 requires it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-fn csv_body(page: &ListPage) -> String {
-    let mut out =
-        String::from("id,kind,name,owner,region,industry,tier,importance,lifecycle,risk,signals,tags,archived,version,updated_at\r\n");
+fn csv_body(page: &ListPage) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record([
+        "id",
+        "kind",
+        "name",
+        "owner",
+        "region",
+        "industry",
+        "tier",
+        "importance",
+        "lifecycle",
+        "risk",
+        "signals",
+        "tags",
+        "archived",
+        "version",
+        "updated_at",
+    ])?;
     for i in &page.items {
-        let fields = [
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        w.write_record([
             i.id.to_string(),
             i.kind.clone(),
-            i.name.clone().unwrap_or_default(),
-            i.owner.clone().unwrap_or_default(),
-            i.region.clone().unwrap_or_default(),
-            i.industry.clone().unwrap_or_default(),
-            i.tier.clone().unwrap_or_default(),
-            i.importance.clone().unwrap_or_default(),
-            i.lifecycle.clone().unwrap_or_default(),
-            i.risk.clone().unwrap_or_default(),
+            opt(&i.name),
+            opt(&i.owner),
+            opt(&i.region),
+            opt(&i.industry),
+            opt(&i.tier),
+            opt(&i.importance),
+            opt(&i.lifecycle),
+            opt(&i.risk),
             i.signals.join(";"),
             i.tags.join(";"),
             i.archived.to_string(),
             i.version.to_string(),
             i.updated_at
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        ];
-        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&row.join(","));
-        out.push_str("\r\n");
+        ])?;
     }
-    out
+    w.into_inner().map_err(|e| e.into_error().into())
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {
@@ -483,37 +299,36 @@ fn wants_csv(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.to_ascii_lowercase().contains("text/csv"))
 }
 
+/// Find customers: filter, search, sort, page (`Link: rel="next"`). JSON,
+/// or CSV with `Accept: text/csv`.
+#[utoipa::path(
+    get,
+    path = "/v1/customers",
+    tag = "customers",
+    params(ListInput),
+    responses(
+        (status = 200, description = "A page of customers", content(
+            (ListPage = "application/json"),
+            (String = "text/csv")),
+            headers(("Link" = String, description = "The next page, when there is one"))),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    Params(input): Params<ListInput>,
 ) -> Result<Response, Problem> {
-    let Query(p) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
-    let input = ListInput {
-        kind: p.kind.clone(),
-        owner: p.owner.clone(),
-        region: p.region.clone(),
-        industry: p.industry.clone(),
-        tier: p.tier.clone(),
-        importance: p.importance.clone(),
-        lifecycle: p.lifecycle.clone(),
-        risk: comma_list(&p.risk),
-        signal: p.signal.clone(),
-        tags: comma_list(&p.tag),
-        archived: p.archived,
-        q: p.q.clone(),
-        sort: p.sort.clone(),
-        limit: p.limit,
-        cursor: p.cursor.clone(),
-    };
-    let page = state.service.list(&caller, input).await?;
-    let link = page
-        .next_cursor
-        .as_deref()
-        .and_then(|c| HeaderValue::from_str(&format!("<{}>; rel=\"next\"", p.next_link(c))).ok());
+    let page = state.service.list(&caller, &input).await?;
+    let link = page.next_cursor.as_deref().and_then(|c| {
+        let next = format!("</v1/customers?{}>; rel=\"next\"", input.next_page(c));
+        HeaderValue::from_str(&next).ok()
+    });
     let mut res = if wants_csv(&headers) {
-        let mut res = csv_body(&page).into_response();
+        let body = csv_body(&page).map_err(|e| {
+            Problem::from(dossier_service::ServiceError::Internal(format!("csv: {e}")))
+        })?;
+        let mut res = body.into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/csv; charset=utf-8"),
@@ -534,14 +349,12 @@ mod tests {
 
     #[test]
     fn csv_quoting_follows_rfc_4180() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-    }
-
-    #[test]
-    fn links_percent_encode() {
-        assert_eq!(percent_encode("张 a+b"), "%E5%BC%A0%20a%2Bb");
+        let page = ListPage {
+            items: vec![],
+            next_cursor: None,
+        };
+        let out = String::from_utf8(csv_body(&page).unwrap()).unwrap();
+        assert!(out.starts_with("id,kind,name,"));
+        assert!(out.ends_with("updated_at\r\n"));
     }
 }

@@ -2,179 +2,212 @@
 //! interactions, complaints, feedback, reviews, consent) and merging
 //! duplicates: `POST /v1/customers/{id}/<collection>`.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
-use dossier_service::{FactInput, FactOutcome, WriteMeta};
-use serde::de::DeserializeOwned;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use dossier_service::{
+    ComplaintInput, ConsentInput, CreditInput, FactInput, FeedbackInput, InteractionInput,
+    InvoiceInput, LegalInput, OrderInput, PaymentInput, ResolutionInput, ReviewInput,
+};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::customers::{idempotency, parse_body, parse_id, write_meta, write_response};
-use crate::problem::Problem;
+use crate::customers::{written, written_with};
+use crate::extract::{Caller, CustomerAnd, CustomerId, WithMeta, Write};
+use crate::problem::{Problem, ProblemDoc};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers/{id}/{collection}", post(record))
-        .route(
-            "/v1/customers/{id}/complaints/{complaint}/resolution",
-            post(resolve),
-        )
-        .route("/v1/customers/{id}/merge", post(merge))
-}
-
-/// The envelope every fact body shares; the rest is the fact itself.
-#[derive(Deserialize)]
-struct Envelope {
-    reason: Option<String>,
-    effective_at: Option<String>,
-    #[serde(flatten)]
-    fact: serde_json::Map<String, Value>,
-}
-
-fn fact<T: DeserializeOwned>(fields: serde_json::Map<String, Value>) -> Result<T, Problem> {
-    serde_json::from_value(Value::Object(fields)).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not valid JSON for this request: {e}"),
-        )
-    })
-}
-
-fn parse_fact(
-    collection: &str,
-    fields: serde_json::Map<String, Value>,
-) -> Result<FactInput, Problem> {
-    Ok(match collection {
-        "orders" => FactInput::Order(fact(fields)?),
-        "invoices" => FactInput::Invoice(fact(fields)?),
-        "payments" => FactInput::Payment(fact(fields)?),
-        "credit" => FactInput::Credit(fact(fields)?),
-        "legal-status" => FactInput::Legal(fact(fields)?),
-        "interactions" => FactInput::Interaction(fact(fields)?),
-        "complaints" => FactInput::Complaint(fact(fields)?),
-        "feedback" => FactInput::Feedback(fact(fields)?),
-        "reviews" => FactInput::Review(fact(fields)?),
-        "consents" => FactInput::Consent(fact(fields)?),
-        _ => {
-            return Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "no_such_route",
-                "no such endpoint; facts go to orders, invoices, payments, credit, legal-status, \
-                 interactions, complaints, feedback, reviews or consents",
-            ))
+/// One handler per collection: the body is the fact beside `reason` and
+/// `effective_at`; 201 with the new record's id (200 when nothing changed).
+macro_rules! fact_route {
+    ($name:ident, $path:literal, $input:ty, $variant:ident, $summary:literal) => {
+        #[doc = $summary]
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "facts",
+            request_body = WithMeta<$input>,
+            params(crate::openapi::CustomerIdParam, crate::openapi::IdempotencyKeyHeader),
+            responses(
+                (status = 201, description = "Recorded", body = crate::customers::Written),
+                (status = 200, description = "Replayed, or nothing changed (`events` 0)", body = crate::customers::Written),
+                (status = 404, description = "No such customer", body = ProblemDoc, content_type = "application/problem+json"),
+                (status = 409, description = "`rejected` by the domain, or `conflict`", body = ProblemDoc, content_type = "application/problem+json"),
+                (status = 410, description = "`erased`", body = ProblemDoc, content_type = "application/problem+json"),
+            )
+        )]
+        async fn $name(
+            State(state): State<AppState>,
+            Caller(caller): Caller,
+            CustomerId(id): CustomerId,
+            w: Write<$input>,
+        ) -> Result<Response, Problem> {
+            let o = state
+                .service
+                .record_fact(&caller, id, FactInput::$variant(w.input), w.meta)
+                .await?;
+            Ok(written(&o.write, o.id))
         }
-    })
-}
-
-fn fact_response(o: &FactOutcome) -> Response {
-    let status = if o.write.replayed {
-        StatusCode::OK
-    } else if o.write.events == 0 {
-        // Nothing changed (the same credit, legal status or consent again).
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
     };
-    let mut res = write_response(status, &o.write);
-    if let Some(id) = o.id {
-        let body = json!({
-            "id": o.write.customer_id,
-            "record_id": id,
-            "version": o.write.version,
-            "seq": o.write.seq,
-            "events": o.write.events,
-            "replayed": o.write.replayed,
-        });
-        let headers = res.headers().clone();
-        res = (status, Json(body)).into_response();
-        res.headers_mut().extend(headers);
-    }
-    res
 }
 
-async fn record_with(
-    state: AppState,
-    caller: dossier_store::Principal,
-    id: Uuid,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-    input: impl FnOnce(serde_json::Map<String, Value>) -> Result<FactInput, Problem>,
-) -> Result<Response, Problem> {
-    let idem = idempotency(&headers, "POST", &path, &body)?;
-    let env: Envelope = parse_body(&body)?;
-    let meta: WriteMeta = write_meta(env.reason, env.effective_at.as_deref(), idem)?;
-    let input = input(env.fact)?;
-    let o = state.service.record_fact(&caller, id, input, meta).await?;
-    Ok(fact_response(&o))
+fact_route!(
+    order,
+    "/v1/customers/{id}/orders",
+    OrderInput,
+    Order,
+    "Record an order."
+);
+fact_route!(
+    invoice,
+    "/v1/customers/{id}/invoices",
+    InvoiceInput,
+    Invoice,
+    "Record an invoice (a receivable)."
+);
+fact_route!(
+    payment,
+    "/v1/customers/{id}/payments",
+    PaymentInput,
+    Payment,
+    "Record a payment received."
+);
+fact_route!(
+    credit,
+    "/v1/customers/{id}/credit",
+    CreditInput,
+    Credit,
+    "Set the credit rating and limit."
+);
+fact_route!(
+    legal,
+    "/v1/customers/{id}/legal-status",
+    LegalInput,
+    Legal,
+    "Set the legal status (bankruptcy, restructuring, dispute, ...)."
+);
+fact_route!(
+    interaction,
+    "/v1/customers/{id}/interactions",
+    InteractionInput,
+    Interaction,
+    "Record a visit, call, e-mail or chat."
+);
+fact_route!(
+    complaint,
+    "/v1/customers/{id}/complaints",
+    ComplaintInput,
+    Complaint,
+    "Open a complaint."
+);
+fact_route!(
+    feedback,
+    "/v1/customers/{id}/feedback",
+    FeedbackInput,
+    Feedback,
+    "Record feedback and satisfaction."
+);
+fact_route!(
+    review,
+    "/v1/customers/{id}/reviews",
+    ReviewInput,
+    Review,
+    "Record a periodic review of the whole file."
+);
+fact_route!(
+    consent,
+    "/v1/customers/{id}/consents",
+    ConsentInput,
+    Consent,
+    "Record a consent given or withdrawn."
+);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(order))
+        .routes(routes!(invoice))
+        .routes(routes!(payment))
+        .routes(routes!(credit))
+        .routes(routes!(legal))
+        .routes(routes!(interaction))
+        .routes(routes!(complaint))
+        .routes(routes!(feedback))
+        .routes(routes!(review))
+        .routes(routes!(consent))
+        .routes(routes!(resolve))
+        .routes(routes!(merge))
 }
 
-async fn record(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path((id, collection)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
-    let path = format!("/v1/customers/{id}/{collection}");
-    record_with(state, caller, id, path, headers, body, |f| {
-        parse_fact(&collection, f)
-    })
-    .await
-}
-
+/// Resolve an open complaint.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{id}/complaints/{complaint}/resolution",
+    tag = "facts",
+    request_body = WithMeta<ResolutionInput>,
+    params(
+        crate::openapi::CustomerIdParam,
+        ("complaint" = Uuid, Path, description = "The complaint's `record_id`, canonical form"),
+        crate::openapi::IdempotencyKeyHeader
+    ),
+    responses(
+        (status = 201, description = "Resolved", body = crate::customers::Written),
+        (status = 200, description = "Replayed", body = crate::customers::Written),
+        (status = 404, description = "No such customer or complaint", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`rejected` (already resolved), or `conflict`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "`erased`", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn resolve(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((id, complaint)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    CustomerAnd(id, complaint_id): CustomerAnd,
+    w: Write<ResolutionInput>,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
-    let complaint_id = Uuid::parse_str(&complaint)
-        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "complaint not found"))?;
-    let path = format!("/v1/customers/{id}/complaints/{complaint_id}/resolution");
-    record_with(state, caller, id, path, headers, body, |f| {
-        Ok(FactInput::ComplaintResolution {
-            complaint_id,
-            body: fact(f)?,
-        })
-    })
-    .await
+    let input = FactInput::ComplaintResolution {
+        complaint_id,
+        body: w.input,
+    };
+    let o = state
+        .service
+        .record_fact(&caller, id, input, w.meta)
+        .await?;
+    Ok(written(&o.write, o.id))
 }
 
-#[derive(Deserialize)]
+/// The duplicate to fold into this customer.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MergeBody {
+pub struct MergeInput {
+    /// The duplicate customer: it is closed and points at this one.
     duplicate: Uuid,
-    reason: Option<String>,
 }
 
+/// Merge a duplicate file into this one (safe to repeat: a retried merge
+/// completes a half-done one).
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{id}/merge",
+    tag = "facts",
+    request_body = WithMeta<MergeInput>,
+    params(crate::openapi::CustomerIdParam, crate::openapi::IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "Merged (or already merged)", body = crate::customers::Written),
+        (status = 404, description = "No such customer (either one)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`rejected` (itself, archived, merged elsewhere), or `conflict`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "`erased`", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn merge(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    CustomerId(id): CustomerId,
+    w: Write<MergeInput>,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
-    let idem = idempotency(
-        &headers,
-        "POST",
-        &format!("/v1/customers/{id}/merge"),
-        &body,
-    )?;
-    let b: MergeBody = parse_body(&body)?;
-    let meta = write_meta(b.reason, None, idem)?;
-    let o = state.service.merge(&caller, id, b.duplicate, meta).await?;
-    Ok(write_response(StatusCode::OK, &o))
+    let o = state
+        .service
+        .merge(&caller, id, w.input.duplicate, w.meta)
+        .await?;
+    Ok(written_with(StatusCode::OK, &o, None))
 }

@@ -2,80 +2,129 @@
 //! segments, the rules in force and evaluation runs.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::NaiveDate;
-use dossier_projections::SegmentQuery;
-use dossier_service::FollowUpInput;
-use serde::Deserialize;
-use serde_json::json;
+use dossier_service::{
+    AdoptedRules, FollowUpInput, FollowUpItem, Insights, RiskRow, SegmentQuery, Segments, TierRow,
+};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::auth::Caller;
-use crate::customers::{parse_body, parse_id};
-use crate::problem::Problem;
+use crate::extract::{parse_json, Caller, CustomerId, Params};
+use crate::problem::{Code, Problem, ProblemDoc};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers/{id}/insights", get(insights))
-        .route("/v1/customers/{id}/tier-history", get(tier_history))
-        .route("/v1/customers/{id}/risk-history", get(risk_history))
-        .route("/v1/follow-ups", get(follow_ups))
-        .route("/v1/segments", get(segments))
-        .route("/v1/rules", get(rules).put(adopt_rules))
-        .route("/v1/evaluations", post(evaluate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(insights))
+        .routes(routes!(tier_history))
+        .routes(routes!(risk_history))
+        .routes(routes!(follow_ups))
+        .routes(routes!(segments))
+        .routes(routes!(rules, adopt_rules))
+        .routes(routes!(evaluate))
 }
 
-type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
-
-fn query<T>(q: QueryResult<T>) -> Result<T, Problem> {
-    q.map(|Query(q)| q)
-        .map_err(|e| Problem::invalid("query", e.body_text()))
-}
-
+/// Tier, risk (with the events that show it) and completeness of one customer.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{id}/insights",
+    tag = "insights",
+    params(crate::openapi::CustomerIdParam),
+    responses(
+        (status = 200, body = Insights),
+        (status = 404, description = "No such customer", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn insights(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    CustomerId(id): CustomerId,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
     Ok(Json(state.service.insights(&caller, id).await?).into_response())
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+struct TierHistory {
+    items: Vec<TierRow>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct RiskHistory {
+    items: Vec<RiskRow>,
+}
+
+/// When the customer's tier, importance or lifecycle changed, and why.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{id}/tier-history",
+    tag = "insights",
+    params(crate::openapi::CustomerIdParam),
+    responses(
+        (status = 200, body = TierHistory),
+        (status = 404, description = "No such customer", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn tier_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    CustomerId(id): CustomerId,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
     let items = state.service.tier_history(&caller, id).await?;
-    Ok(Json(json!({ "items": items })).into_response())
+    Ok(Json(TierHistory { items }).into_response())
 }
 
+/// When the customer's risk level or signals changed, and why.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{id}/risk-history",
+    tag = "insights",
+    params(crate::openapi::CustomerIdParam),
+    responses(
+        (status = 200, body = RiskHistory),
+        (status = 404, description = "No such customer", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn risk_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    CustomerId(id): CustomerId,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
     let items = state.service.risk_history(&caller, id).await?;
-    Ok(Json(json!({ "items": items })).into_response())
+    Ok(Json(RiskHistory { items }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct FollowUpParams {
     /// Comma-separated owners (a team); default: the caller.
+    #[param(max_length = 1000)]
     owner: Option<String>,
+    /// Everyone's follow-ups (not with `owner`).
     #[serde(default)]
     all: bool,
+    /// Only this kind: no_contact, review_due, birthday, complaint_open, payment_overdue, ...
+    #[param(max_length = 50)]
     kind: Option<String>,
+    /// Only follow-ups due on or before this date.
+    #[param(format = Date)]
     due_by: Option<String>,
+    /// 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct FollowUps {
+    items: Vec<FollowUpItem>,
 }
 
 fn date(field: &str, raw: &str) -> Result<NaiveDate, Problem> {
@@ -83,12 +132,19 @@ fn date(field: &str, raw: &str) -> Result<NaiveDate, Problem> {
         .map_err(|_| Problem::invalid(field, format!("{field}: must be a date written YYYY-MM-DD")))
 }
 
+/// Whom to contact: the caller's customers by default, most urgent first.
+#[utoipa::path(
+    get,
+    path = "/v1/follow-ups",
+    tag = "insights",
+    params(FollowUpParams),
+    responses((status = 200, body = FollowUps))
+)]
 async fn follow_ups(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    q: QueryResult<FollowUpParams>,
+    Params(p): Params<FollowUpParams>,
 ) -> Result<Response, Problem> {
-    let p = query(q)?;
     let input = FollowUpInput {
         owners: p
             .owner
@@ -104,80 +160,162 @@ async fn follow_ups(
         offset: p.offset,
     };
     let items = state.service.follow_ups(&caller, input).await?;
-    Ok(Json(json!({ "items": items })).into_response())
+    Ok(Json(FollowUps { items }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SegmentParams {
+    #[param(max_length = 100)]
     owner: Option<String>,
+    #[param(max_length = 100)]
     region: Option<String>,
+    #[param(max_length = 100)]
     industry: Option<String>,
 }
 
+/// Counts by tier × risk, lifecycle and importance, for dashboards.
+#[utoipa::path(
+    get,
+    path = "/v1/segments",
+    tag = "insights",
+    params(SegmentParams),
+    responses((status = 200, body = Segments))
+)]
 async fn segments(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    q: QueryResult<SegmentParams>,
+    Params(p): Params<SegmentParams>,
 ) -> Result<Response, Problem> {
-    let p = query(q)?;
-    let s = state
-        .service
-        .segments(
-            &caller,
-            SegmentQuery {
-                owner: p.owner,
-                region: p.region,
-                industry: p.industry,
-            },
-        )
-        .await?;
-    Ok(Json(s).into_response())
+    let q = SegmentQuery {
+        owner: p.owner,
+        region: p.region,
+        industry: p.industry,
+    };
+    Ok(Json(state.service.segments(&caller, q).await?).into_response())
 }
 
+/// The rules in force (the built-in defaults until a set is adopted).
+#[utoipa::path(
+    get,
+    path = "/v1/rules",
+    tag = "insights",
+    responses((status = 200, body = AdoptedRules))
+)]
 async fn rules(State(state): State<AppState>, Caller(caller): Caller) -> Result<Response, Problem> {
     Ok(Json(state.service.rules(&caller).await?).into_response())
 }
 
-/// The body is the TOML text of the rules.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Adopted {
+    /// False when these rules were already in force (nothing written).
+    adopted: bool,
+    /// Seq of the RulesAdopted event, when one was written.
+    seq: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Recorded {
+    /// False when that business date was already evaluated.
+    recorded: bool,
+    seq: Option<i64>,
+}
+
+/// True when the body is declared as TOML or plain text.
+fn is_text(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "text/plain" || m == "application/toml")
+}
+
+/// Adopt a rule set (admins). The body is its TOML text (docs/rules.md);
+/// it is recorded in the log, so a rebuild reproduces every tier and risk.
+#[utoipa::path(
+    put,
+    path = "/v1/rules",
+    tag = "insights",
+    request_body(content(("text/plain"), ("application/toml")), description = "The rules file, UTF-8 TOML"),
+    responses(
+        (status = 201, description = "Adopted", body = Adopted),
+        (status = 200, description = "Already in force", body = Adopted),
+        (status = 409, description = "`conflict`: adopted concurrently", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn adopt_rules(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    if !is_text(&headers) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::UnsupportedMediaType,
+            "send the rules as text/plain or application/toml",
+        ));
+    }
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::invalid("rules", "rules: the body must be UTF-8 TOML text"))?;
+    if text.contains('\0') {
+        return Err(Problem::invalid(
+            "rules",
+            "rules: must not contain NUL characters",
+        ));
+    }
     let seq = state.service.adopt_rules(&caller, text).await?;
-    Ok(written_or_not("adopted", seq))
-}
-
-/// `201 {flag: true, seq}` when a system event was written, else `200 {flag: false, seq: null}`.
-fn written_or_not(flag: &str, seq: Option<i64>) -> Response {
     let status = if seq.is_some() {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    (status, Json(json!({ flag: seq.is_some(), "seq": seq }))).into_response()
+    let adopted = seq.is_some();
+    Ok((status, Json(Adopted { adopted, seq })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+/// The business date to evaluate.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EvaluateBody {
+pub struct EvaluateBody {
+    /// YYYY-MM-DD; default today. Not in the future, not before the last run.
+    #[schema(format = Date)]
     date: Option<String>,
 }
 
+/// Record an evaluation run (admins, managers): every customer is assessed
+/// at that business date (birthdays, reviews due, lost contact, ...).
+#[utoipa::path(
+    post,
+    path = "/v1/evaluations",
+    tag = "insights",
+    request_body(content = Option<EvaluateBody>, description = "Optional; empty means today", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Recorded", body = Recorded),
+        (status = 200, description = "That date was already evaluated", body = Recorded),
+        (status = 409, description = "`conflict`: recorded concurrently", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
 async fn evaluate(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let b: EvaluateBody = if body.is_empty() {
         EvaluateBody::default()
     } else {
-        parse_body(&body)?
+        parse_json(&headers, &body)?
     };
     let d = b.date.as_deref().map(|d| date("date", d)).transpose()?;
     let seq = state.service.evaluate(&caller, d).await?;
-    Ok(written_or_not("recorded", seq))
+    let status = if seq.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let recorded = seq.is_some();
+    Ok((status, Json(Recorded { recorded, seq })).into_response())
 }

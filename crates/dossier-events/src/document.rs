@@ -13,6 +13,34 @@ use uuid::Uuid;
 use crate::codec::{address_json, contact_json};
 use crate::wire;
 
+/// A customer document as the API shows it: details and contacts apart, the
+/// rest of the file beside them (kind, owner and archived are shown from
+/// their own columns).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileParts {
+    pub details: Value,
+    pub contacts: Value,
+    pub more: Map<String, Value>,
+}
+
+/// Splits a document made by [`customer_json`] into its shown parts. `None`
+/// when it is not a JSON object.
+pub fn split_file(file: Value) -> Option<FileParts> {
+    let Value::Object(mut more) = file else {
+        return None;
+    };
+    let mut take = |k: &str| more.remove(k).unwrap_or_else(|| Value::Object(Map::new()));
+    let (details, contacts) = (take("details"), take("contacts"));
+    for k in ["kind", "owner", "archived"] {
+        more.remove(k);
+    }
+    Some(FileParts {
+        details,
+        contacts,
+        more,
+    })
+}
+
 /// The JSON document of a customer file. Documented in docs/events.md.
 pub fn customer_json(c: &Customer) -> Value {
     let details: Map<String, Value> = c

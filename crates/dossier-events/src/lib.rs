@@ -21,7 +21,7 @@ mod wire;
 use serde_json::Value;
 
 pub use codec::{decode, encode, open_payload};
-pub use document::{customer_from_json, customer_json};
+pub use document::{customer_from_json, customer_json, split_file, FileParts};
 pub use schema::{schema_version, upcast};
 pub use system::{
     decode_system, encode_system, is_system_type, rules_sha256, SystemEvent, SYSTEM_STREAM,

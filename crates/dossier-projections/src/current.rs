@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 
 use dossier_domain::{evolve, Customer, Field};
-use dossier_events::{customer_from_json, customer_json, decode, open_payload, SYSTEM_STREAM};
-use dossier_store::{Keyring, Store, StoredEvent};
+use dossier_events::{
+    customer_from_json, customer_json, decode, open_payload, split_file, FileParts, SYSTEM_STREAM,
+};
+use dossier_store::{Keyring, Store, StoreError, StoredEvent};
 use serde_json::Value;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
@@ -359,7 +361,7 @@ pub(crate) struct Cols {
 }
 
 /// A row of `customer_current` as the API returns it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CurrentRow {
     pub id: Uuid,
     pub kind: String,
@@ -389,19 +391,23 @@ pub async fn read_current(store: &Store, id: Uuid) -> Result<Option<CurrentRow>,
     .bind(id)
     .fetch_optional(store.pool())
     .await?;
-    Ok(row.map(|r| {
-        let mut more = match serde_json::from_str(r.get::<&str, _>("file")) {
-            Ok(Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        let mut take = |k: &str| {
-            more.remove(k)
-                .unwrap_or_else(|| Value::Object(Default::default()))
-        };
-        let (details, contacts) = (take("details"), take("contacts"));
-        for k in ["kind", "owner", "archived"] {
-            more.remove(k);
-        }
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let file = serde_json::from_str(r.get::<&str, _>("file"))
+        .ok()
+        .and_then(split_file)
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "customer_current.file of {id} is not a JSON object"
+            ))
+        })?;
+    Ok(Some({
+        let FileParts {
+            details,
+            contacts,
+            more,
+        } = file;
         CurrentRow {
             more,
             id: r.get("customer_id"),

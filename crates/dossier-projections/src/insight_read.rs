@@ -12,7 +12,7 @@ use dossier_store::Store;
 use crate::ProjectionError;
 
 /// A customer's classification with its provenance.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct TierRow {
     pub value_tier: String,
     pub importance: String,
@@ -28,7 +28,7 @@ pub struct TierRow {
 }
 
 /// A customer's risk level, each reason with the events that show it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct RiskRow {
     pub level: String,
     pub reasons: Value,
@@ -121,13 +121,14 @@ pub struct FollowUpQuery {
     pub offset: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct FollowUpItem {
     pub customer_id: Uuid,
     pub customer_name: Option<String>,
     pub owner: Option<String>,
     pub kind: String,
     pub due_on: NaiveDate,
+    #[schema(minimum = 0, maximum = 1000)]
     pub urgency: i32,
     pub detail: String,
     pub evidence: Vec<i64>,
@@ -190,20 +191,20 @@ pub struct SegmentQuery {
     pub industry: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct SegmentCount {
     pub tier: Option<String>,
     pub risk: Option<String>,
     pub count: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct LabelCount {
     pub label: Option<String>,
     pub count: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Segments {
     pub total: i64,
     /// Live customers by value tier × risk level (null: not yet evaluated).
@@ -280,7 +281,7 @@ pub struct DuplicateKeys {
 }
 
 /// An existing live customer sharing an identifier with a new file.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Duplicate {
     pub customer_id: Uuid,
     /// Which identifier matched: phone, email, credit_code or national_id.

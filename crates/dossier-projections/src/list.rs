@@ -274,7 +274,7 @@ impl Default for ListQuery {
 }
 
 /// One row of the list.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ListItem {
     pub id: Uuid,
     pub kind: String,
@@ -297,7 +297,7 @@ pub struct ListItem {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ListPage {
     pub items: Vec<ListItem>,
     pub next_cursor: Option<String>,

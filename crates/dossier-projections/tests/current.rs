@@ -10,7 +10,7 @@ use std::time::Duration;
 use dossier_projections::{
     catch_up, read_current, reset, search_terms, status, step, CustomerCurrent,
 };
-use dossier_service::{AsOf, ChangeInput, ContactInput, RegisterInput, Service, WriteMeta};
+use dossier_service::{ChangeInput, ContactInput, ReadAt, RegisterInput, Service, WriteMeta};
 use dossier_store::{Keyring, Principal, Role, Store};
 use dossier_testkit::TestDb;
 use uuid::Uuid;
@@ -218,11 +218,11 @@ impl World {
         // Learn ids of added contacts from the log-derived state.
         let snap = self
             .service
-            .state_at(&self.caller, c.id, AsOf::Seq(i64::MAX))
+            .read(&self.caller, c.id, ReadAt::Seq(i64::MAX))
             .await?;
-        if let Some(obj) = snap.file["contacts"].as_object() {
+        if let Some(obj) = snap.contacts.as_object() {
             c.contacts = obj.keys().filter_map(|k| k.parse().ok()).collect();
-        } else if let Some(arr) = snap.file["contacts"].as_array() {
+        } else if let Some(arr) = snap.contacts.as_array() {
             c.contacts = arr
                 .iter()
                 .filter_map(|v| v["id"].as_str().and_then(|s| s.parse().ok()))
@@ -287,14 +287,14 @@ impl World {
             assert_eq!(row.archived, c.archived);
             let snap = self
                 .service
-                .state_at(&self.caller, c.id, AsOf::Seq(head))
+                .read(&self.caller, c.id, ReadAt::Seq(head))
                 .await?;
-            assert_eq!(row.details, snap.file["details"], "details of {}", c.id);
-            assert_eq!(row.contacts, snap.file["contacts"], "contacts of {}", c.id);
+            assert_eq!(row.details, snap.details, "details of {}", c.id);
+            assert_eq!(row.contacts, snap.contacts, "contacts of {}", c.id);
             assert_eq!(row.version, snap.version);
             assert_eq!(row.last_seq, snap.last_seq);
             // The list's columns: contact fields and search terms from the details.
-            let d = &snap.file["details"];
+            let d = &snap.details;
             let text = |f: &str| d[f].as_str().map(str::to_owned);
             let (entries, search_key): (Vec<String>, String) = sqlx::query_as(
                 "SELECT terms, name_key FROM customer_search WHERE customer_id = $1",
@@ -352,7 +352,7 @@ impl World {
                     c.id
                 );
             }
-            assert!(facets.contains(&format!("kind:{}", snap.file["kind"].as_str().unwrap())));
+            assert!(facets.contains(&format!("kind:{}", snap.kind)));
             assert_eq!(archived, c.archived);
         }
         Ok(())

@@ -10,16 +10,20 @@ use dossier_store::{ExpectedVersion, Principal};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::{
-    authorize, check_reason, decide_all, invalid, outcome, unchanged, Action, Result, Service,
-    ServiceError, WriteMeta, WriteOutcome,
-};
+use crate::access::{authorize, Action};
+use crate::error::{invalid, Result, ServiceError};
+use crate::write::{check_reason, decide_all, outcome, unchanged, WriteMeta, WriteOutcome};
+use crate::Service;
 
 /// An amount as the caller writes it: `{"amount": "1234.50", "currency": "CNY"}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyInput {
+    /// A decimal string, at most 2 decimals: `"1234.50"`.
+    #[schema(pattern = r"^-?[0-9]{1,15}(\.[0-9]{1,2})?$", example = "680000")]
     pub amount: String,
+    /// ISO 4217 code.
+    #[schema(pattern = "^[A-Z]{3}$", example = "CNY")]
     pub currency: String,
 }
 
@@ -42,32 +46,37 @@ pub enum FactInput {
     Consent(ConsentInput),
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
+    #[schema(min_length = 1, max_length = 200)]
     pub product: String,
     pub amount: MoneyInput,
+    #[schema(format = Date)]
     pub ordered_on: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceInput {
     pub order_id: Option<Uuid>,
     pub amount: MoneyInput,
+    #[schema(format = Date)]
     pub issued_on: Option<String>,
+    #[schema(format = Date)]
     pub due_on: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
     pub invoice_id: Option<Uuid>,
     pub amount: MoneyInput,
+    #[schema(format = Date)]
     pub received_on: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreditInput {
     /// AAA .. D, or null to clear.
@@ -75,57 +84,72 @@ pub struct CreditInput {
     pub limit: Option<MoneyInput>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LegalInput {
     pub status: String,
+    #[schema(format = Date)]
     pub since: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InteractionInput {
     pub channel: String,
     pub outcome: String,
+    #[schema(format = Date)]
     pub occurred_on: Option<String>,
+    #[schema(min_length = 1, max_length = 2000)]
     pub summary: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComplaintInput {
+    #[schema(min_length = 1, max_length = 100)]
     pub category: String,
+    #[schema(min_length = 1, max_length = 2000)]
     pub summary: String,
+    #[schema(format = Date)]
     pub opened_on: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolutionInput {
+    #[schema(min_length = 1, max_length = 2000)]
     pub resolution: String,
+    #[schema(format = Date)]
     pub resolved_on: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackInput {
+    #[schema(minimum = 1, maximum = 5)]
     pub satisfaction: i64,
+    #[schema(min_length = 1, max_length = 2000)]
     pub comment: Option<String>,
+    #[schema(format = Date)]
     pub received_on: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewInput {
+    #[schema(format = Date)]
     pub reviewed_on: Option<String>,
+    #[schema(min_length = 1, max_length = 2000)]
     pub summary: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
+    #[schema(min_length = 1, max_length = 100)]
     pub purpose: String,
     pub granted: bool,
+    #[schema(format = Date)]
     pub on: Option<String>,
 }
 

@@ -7,32 +7,42 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::{Result, Service, ServiceError};
+use dossier_store::Principal;
 
-#[derive(Clone, Debug, Serialize)]
+use crate::access::{authorize, Action};
+use crate::error::{Result, ServiceError};
+use crate::Service;
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub field: String,
+    #[schema(value_type = Object)]
     pub before: Value,
+    #[schema(value_type = Object)]
     pub after: Value,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub seq: i64,
     pub version: i64,
     pub event_id: Uuid,
     pub event_type: String,
+    #[schema(value_type = String, format = DateTime)]
     pub recorded_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub effective_at: Timestamp,
+    #[schema(value_type = crate::ActorDoc)]
     pub actor: Actor,
     pub reason: Option<String>,
     pub correlation_id: Uuid,
     pub changes: Vec<Change>,
     pub erased: bool,
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub hash: Hash,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     pub customer_id: Uuid,
     pub entries: Vec<HistoryEntry>,
@@ -321,4 +331,17 @@ pub(crate) async fn page(
         },
         entries,
     })
+}
+
+impl Service {
+    pub async fn history(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        after_version: i64,
+        limit: i64,
+    ) -> Result<HistoryPage> {
+        authorize(caller, Action::ReadHistory)?;
+        page(self, id, after_version, limit).await
+    }
 }

@@ -10,10 +10,12 @@ use dossier_store::{AppendRequest, ExpectedVersion, NewEvent, Principal, Role};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{actor, authorize, invalid, Action, Result, Service, ServiceError};
+use crate::access::{actor, authorize, Action};
+use crate::error::{invalid, Result, ServiceError};
+use crate::Service;
 
 /// The rule set in force, as adopted in the log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AdoptedRules {
     pub version: String,
     pub sha256: String,
@@ -44,10 +46,11 @@ pub struct FollowUpInput {
 }
 
 /// Tier, risk and completeness of one customer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Insights {
     pub tier: Option<TierRow>,
     pub risk: Option<RiskRow>,
+    #[schema(value_type = crate::CompletenessDoc)]
     pub completeness: Completeness,
 }
 

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use dossier_service::{FactInput, ListInput, MoneyInput, OrderInput, Service, WriteMeta};
+use dossier_insights::{Lifecycle, Signal, ValueTier};
+use dossier_service::{FactInput, ListInput, MoneyInput, OrderInput, ReadAt, Service, WriteMeta};
 use dossier_store::{Keyring, Principal, Role, Store};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -170,7 +171,7 @@ async fn rebuild(
             let mut samples = Vec::new();
             while rebuilding.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                service.list(&sales, ListInput::default()).await?;
+                service.list(&sales, &ListInput::default()).await?;
                 samples.push(t.elapsed());
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -262,7 +263,9 @@ async fn single_reads(
                 .await?;
         base.push(t.elapsed());
         let t = Instant::now();
-        service.current(sales, id, None).await?;
+        service
+            .read(sales, id, ReadAt::Current { min_seq: None })
+            .await?;
         svc.push(t.elapsed());
     }
     let b = report_samples("baseline: SELECT row by primary key", base);
@@ -315,7 +318,7 @@ async fn list_queries(
                 "owner + tier A",
                 ListInput {
                     owner,
-                    tier: Some("A".into()),
+                    tier: Some(ValueTier::A),
                     ..ListInput::default()
                 },
             ),
@@ -323,7 +326,7 @@ async fn list_queries(
                 "region + risk high,critical",
                 ListInput {
                     region,
-                    risk: vec!["high".into(), "critical".into()],
+                    risk: Some("high,critical".into()),
                     ..ListInput::default()
                 },
             ),
@@ -340,15 +343,15 @@ async fn list_queries(
                 ListInput {
                     owner,
                     region,
-                    tier: Some("A".into()),
-                    signal: Some("overdue_receivables".into()),
+                    tier: Some(ValueTier::A),
+                    signal: Some(Signal::OverdueReceivables),
                     ..ListInput::default()
                 },
             ),
             4 => (
                 "lifecycle dormant, sort -created_at",
                 ListInput {
-                    lifecycle: Some("dormant".into()),
+                    lifecycle: Some(Lifecycle::Dormant),
                     sort: Some("-created_at".into()),
                     ..ListInput::default()
                 },
@@ -356,7 +359,7 @@ async fn list_queries(
             _ => ("first page, default sort", ListInput::default()),
         };
         let t = Instant::now();
-        let page = service.list(sales, input.clone()).await?;
+        let page = service.list(sales, &input).await?;
         let mut took = t.elapsed();
         // Every sixth query also fetches the next page by cursor.
         if kind.starts_with("first page") {
@@ -365,7 +368,7 @@ async fn list_queries(
                 service
                     .list(
                         sales,
-                        ListInput {
+                        &ListInput {
                             cursor: Some(c),
                             ..input
                         },

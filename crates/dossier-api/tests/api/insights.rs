@@ -673,7 +673,7 @@ async fn rules_are_adopted_once_per_version() {
             Method::PUT,
             "/v1/rules",
             Some(&ctx.admin),
-            &[],
+            &[("content-type", "text/plain")],
             vec![0xff, 0xfe, 0x00],
         )
         .await;

@@ -100,7 +100,10 @@ impl Ctx {
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        if !body.is_empty() {
+        let typed = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        if !body.is_empty() && !typed {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
         for (k, v) in headers {
