@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dossier_domain::{CustomerKind, Field};
 use dossier_service::{authorize, Action, RegisterInput, Service, ServiceError, WriteMeta};
-use dossier_store::{Principal, Role};
+use dossier_store::{Keyring, Principal, Role, Store};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
@@ -287,7 +287,9 @@ fn idempotency_key(external_id: &str) -> String {
 }
 
 /// The stored form of a key: keys are scoped per principal by the service
-/// (see ARCHITECTURE.md, "Idempotency keys are scoped per principal").
+/// (see ARCHITECTURE.md, "Idempotency keys are scoped per principal"). The
+/// same rule as the service's own `scoped_key`, which it does not export: the
+/// import asks the store whether a row went in without writing it.
 fn scoped_key(p: &Principal, key: &str) -> String {
     format!("{}:{key}", p.id)
 }
@@ -318,6 +320,7 @@ fn row_error(r: &Row, column: impl Into<String>, reason: impl Into<String>) -> R
 const ATTEMPTS: u32 = 4;
 
 async fn import_row(
+    store: &Store,
     service: &Service,
     principal: &Principal,
     file_name: &str,
@@ -330,11 +333,7 @@ async fn import_row(
     if let Some((field, earlier)) = in_file {
         // A repeat of an earlier row; unless this very row went in before
         // (e.g. with --force-duplicates), it is a duplicate.
-        return match service
-            .store()
-            .find_idempotency(&scoped_key(principal, &key))
-            .await
-        {
+        return match store.find_idempotency(&scoped_key(principal, &key)).await {
             Ok(Some((stored, _))) if stored == hash => Outcome::AlreadyPresent,
             Ok(Some(_)) => Outcome::Failed(mismatch(r)),
             Ok(None) => Outcome::Failed(row_error(
@@ -414,9 +413,8 @@ fn service_error(r: &Row, e: ServiceError) -> RowError {
 
 /// The principal to act as: an existing one with this name, or a new
 /// service principal (role admin, no usable token) of this name.
-async fn acting_principal(service: &Service, name: &str) -> Result<Principal> {
-    let p = service
-        .store()
+async fn acting_principal(store: &Store, name: &str) -> Result<Principal> {
+    let p = store
         .service_principal(name, Role::Admin)
         .await
         .with_context(|| format!("finding or creating principal {name}"))?;
@@ -455,18 +453,20 @@ fn errors_csv(errors: &[RowError]) -> String {
 /// Brings `customer_current` up to the log head, so that the service's
 /// duplicate check sees every customer written before this import (a
 /// running server's projector would do the same; the two take turns).
-async fn catch_up_current(service: &Service) -> Result<()> {
-    let store = service.store();
+async fn catch_up_current(store: &Store, keyring: &Keyring) -> Result<()> {
     let projection =
-        dossier_projections::by_name("customer_current", service.keyring().clone(), store.clone())?;
+        dossier_projections::by_name("customer_current", keyring.clone(), store.clone())?;
     let mut bar = Progress::stderr("catching up customer_current (for duplicate checks)");
     dossier_projections::catch_up(store, &projection, |cp, head| bar.update(cp, head)).await?;
     bar.finish();
     Ok(())
 }
 
-pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
+/// Imports `opts.file` through a service on `store` and `keyring`; the exit
+/// code says whether every row is in ([`EXIT_ROWS_FAILED`] if not).
+pub async fn run(store: &Store, keyring: &Keyring, opts: &Options) -> Result<ExitCode> {
     let start = Instant::now();
+    let service = Service::new(store.clone(), keyring.clone());
     let bytes =
         std::fs::read(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -503,7 +503,7 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
         duplicates_in_file(&rows)
     };
 
-    let principal = acting_principal(service, &opts.principal).await?;
+    let principal = acting_principal(store, &opts.principal).await?;
     eprintln!(
         "importing {} rows of {} as principal {} (role {})",
         body.len(),
@@ -512,7 +512,7 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
         principal.role
     );
     if !opts.force_duplicates {
-        catch_up_current(service).await?;
+        catch_up_current(store, keyring).await?;
     }
 
     let file_name = opts
@@ -527,8 +527,12 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let mut workers = JoinSet::new();
     for _ in 0..opts.concurrency.max(1) {
-        let (service, principal, file_name) =
-            (service.clone(), principal.clone(), file_name.clone());
+        let (store, service, principal, file_name) = (
+            store.clone(),
+            service.clone(),
+            principal.clone(),
+            file_name.clone(),
+        );
         let (queue, in_file, outcomes, done) = (
             queue.clone(),
             in_file.clone(),
@@ -541,6 +545,7 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
                 let next = queue.lock().map(|mut q| q.pop()).ok().flatten();
                 let Some(r) = next else { break };
                 let o = import_row(
+                    &store,
                     &service,
                     &principal,
                     &file_name,
