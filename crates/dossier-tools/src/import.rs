@@ -25,7 +25,7 @@ use dossier_store::{Keyring, Principal, Role, Store};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::csv::{self, Record};
+use crate::csv_file::{self, Record};
 use crate::progress::Progress;
 
 /// The principal an import acts as unless `--as` says otherwise.
@@ -432,22 +432,22 @@ pub fn errors_path(file: &Path) -> PathBuf {
     file.with_file_name(format!("{stem}.errors.csv"))
 }
 
-fn errors_csv(errors: &[RowError]) -> String {
-    let mut out = String::new();
-    csv::write_record(&mut out, &["row", "line", "external_id", "column", "error"]);
+fn errors_csv(errors: &[RowError]) -> csv::Result<Vec<u8>> {
+    // CRLF, as RFC 4180 has it (the crate's default is LF).
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record(["row", "line", "external_id", "column", "error"])?;
     for e in errors {
-        csv::write_record(
-            &mut out,
-            &[
-                e.row.to_string(),
-                e.line.to_string(),
-                e.external_id.clone(),
-                e.column.clone(),
-                e.reason.clone(),
-            ],
-        );
+        w.write_record([
+            &e.row.to_string(),
+            &e.line.to_string(),
+            &e.external_id,
+            &e.column,
+            &e.reason,
+        ])?;
     }
-    out
+    w.into_inner().map_err(|e| e.into_error().into())
 }
 
 /// Brings `customer_current` up to the log head, so that the service's
@@ -477,7 +477,7 @@ pub async fn run(store: &Store, keyring: &Keyring, opts: &Options) -> Result<Exi
             opts.file.display()
         )
     })?;
-    let records = csv::parse(&text).with_context(|| {
+    let records = csv_file::parse(&text).with_context(|| {
         format!(
             "{} is not valid CSV; nothing was imported",
             opts.file.display()
@@ -600,7 +600,7 @@ pub async fn run(store: &Store, keyring: &Keyring, opts: &Options) -> Result<Exi
                 e.reason.replace(['\r', '\n'], " ")
             );
         }
-        std::fs::write(&report, errors_csv(&errors))
+        std::fs::write(&report, errors_csv(&errors)?)
             .with_context(|| format!("writing {}", report.display()))?;
     } else if report.exists() {
         // A report left by an earlier run would now be wrong.
@@ -686,9 +686,17 @@ mod tests {
         let b = read_row(&cols, &rec(9, &["person", "x", "张伟", "a;b"])).unwrap();
         assert_eq!(digest(&a.customer), digest(&b.customer));
         let e = row_error(&a, "phone", "not a phone, \"x\"");
-        let back = csv::parse(&errors_csv(&[e])).unwrap();
+        let multi = row_error(&b, "", "phone: \"abc\" is not, a phone\nnumber");
+        let report = String::from_utf8(errors_csv(&[e, multi]).unwrap()).unwrap();
+        assert!(
+            report.starts_with("row,line,external_id,column,error\r\n2,2,x,phone,"),
+            "{report}"
+        );
+        let back = csv_file::parse(&report).unwrap();
         assert_eq!(back[1].fields[3], "phone");
         assert_eq!(back[1].fields[4], "not a phone, \"x\"");
+        assert_eq!(back[2].fields[0], "9");
+        assert_eq!(back[2].fields[4], "phone: \"abc\" is not, a phone\nnumber");
         assert_eq!(column_of("details/phone"), "phone");
         assert_eq!(column_of("tags/0"), "tags");
         assert_eq!(

@@ -11,7 +11,7 @@
 
 pub mod bench;
 pub mod bench_read;
-mod csv;
+mod csv_file;
 pub mod demo;
 mod ids;
 pub mod import;
