@@ -175,7 +175,7 @@ pub enum Command {
         /// Principal to act as (recorded as the actor; idempotency keys are
         /// scoped to it, so re-run an import as the same principal). Created as
         /// a service principal (role admin, no token) if no principal has this name.
-        #[arg(long = "as", value_name = "NAME", default_value = crate::import::IMPORT_PRINCIPAL)]
+        #[arg(long = "as", value_name = "NAME", default_value = dossier_tools::import::IMPORT_PRINCIPAL)]
         principal: String,
         /// Import rows that share a phone, e-mail, credit code or national ID
         /// with an existing customer or an earlier row (default: such rows fail).

@@ -1,4 +1,5 @@
-//! The subcommands other than `serve`, `bench`, `import` and `seed`.
+//! The subcommands other than `serve`; `bench`, `import` and `seed` open the
+//! database and hand over to `dossier-tools`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,12 +10,13 @@ use anyhow::{bail, Context, Result};
 use dossier_seal::MasterKey;
 use dossier_service::Service;
 use dossier_store::{Keyring, Role, Store};
+use dossier_tools::bench::ScratchDb;
+use dossier_tools::progress::Progress;
+use dossier_tools::{bench, bench_read, import, seed};
 
-use crate::bench_read;
 use crate::cli::{BenchCommand, Command, ProjectionsCommand, TokenCommand};
 use crate::config::Config;
-use crate::progress::Progress;
-use crate::{bench, database, import, open, seed, serve};
+use crate::{database, open, serve};
 
 /// Runs one subcommand; the exit code is for outcomes that are not errors.
 pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
@@ -60,7 +62,7 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
             seed,
             writers,
         } => {
-            seed::run(
+            seed_customers(
                 &cfg,
                 seed::Options {
                     customers,
@@ -74,7 +76,10 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
         Command::Evaluate { date } => evaluate(&cfg, date).await?,
         Command::Bench {
             command: BenchCommand::Append { events, writers },
-        } => bench::append(&cfg, events, writers as usize).await?,
+        } => {
+            let db = scratch(&cfg, "bench", true).await?;
+            bench::append(&db, events, writers as usize).await?
+        }
         Command::Bench {
             command:
                 BenchCommand::Read {
@@ -87,8 +92,11 @@ pub async fn run(cfg: Config, command: Command) -> Result<ExitCode> {
                     lag_rate,
                 },
         } => {
+            let (master, _) = cfg.master_key_or_generate()?;
+            let db = scratch(&cfg, "benchread", !reuse).await?;
             bench_read::read(
-                &cfg,
+                &db,
+                Keyring::new(master),
                 bench_read::ReadOptions {
                     customers,
                     events_per_customer,
@@ -277,7 +285,38 @@ async fn import(cfg: &Config, opts: import::Options) -> Result<ExitCode> {
     // Room for the rows in flight, the writer and the projection catch-up.
     let pool = (opts.concurrency as u32 + 4).min(64);
     let store = open::store(&url, cfg.app_database_url.as_ref(), pool).await?;
-    import::run(&Service::new(store, Keyring::new(master)), &opts).await
+    import::run(&store, &Keyring::new(master), &opts).await
+}
+
+async fn seed_customers(cfg: &Config, opts: seed::Options) -> Result<()> {
+    let (master, _) = cfg.master_key()?;
+    let url = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
+    open::migrate(&url).await?;
+    // A connection per writer for its key lookups, and the store writer's own.
+    let pool = (opts.writers as u32 + 4).clamp(4, 64);
+    let store = open::store(&url, cfg.app_database_url.as_ref(), pool).await?;
+    seed::run(&store, &Keyring::new(master), opts).await?;
+    println!(
+        "the read models catch up when `dossier serve` runs (or `dossier projections rebuild NAME`); \
+         `dossier evaluate` records today's evaluation run"
+    );
+    Ok(())
+}
+
+/// The benchmark's scratch database `<dbname>_<suffix>` on the configured
+/// server: dropped and created anew if `fresh`, else used as it is.
+async fn scratch(cfg: &Config, suffix: &str, fresh: bool) -> Result<ScratchDb> {
+    let server = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
+    let db = server.database().unwrap_or("dossier").to_owned();
+    let url = server.with_database(&format!("{db}_{suffix}"));
+    if fresh {
+        database::recreate(&url).await?;
+    }
+    Ok(ScratchDb {
+        url: url.as_str().to_owned(),
+        shown: url.to_string(),
+        sslmode: url.sslmode().map(str::to_owned),
+    })
 }
 
 async fn evaluate(cfg: &Config, date: Option<chrono::NaiveDate>) -> Result<()> {
@@ -288,11 +327,10 @@ async fn evaluate(cfg: &Config, date: Option<chrono::NaiveDate>) -> Result<()> {
         .master_key()
         .map(|(k, _)| k)
         .unwrap_or_else(|_| MasterKey::generate());
-    let service = Service::new(store, Keyring::new(master));
-    let p = service
-        .store()
+    let p = store
         .service_principal(dossier_service::SERVICE_PRINCIPAL, Role::Admin)
         .await?;
+    let service = Service::new(store, Keyring::new(master));
     match service.evaluate(&p, date).await? {
         Some(seq) => println!(
             "recorded the evaluation run for {} at seq {seq}",

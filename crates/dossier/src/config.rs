@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use dossier_seal::MasterKey;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::cli::GlobalArgs;
@@ -59,7 +60,11 @@ impl DatabaseUrl {
         let authority_end = base[scheme_end..]
             .find('/')
             .map_or(base.len(), |i| scheme_end + i);
-        let mut raw = format!("{}/{}", &base[..authority_end], encode_path(db));
+        let mut raw = format!(
+            "{}/{}",
+            &base[..authority_end],
+            utf8_percent_encode(db, UNRESERVED)
+        );
         if let Some(q) = query {
             raw.push('?');
             raw.push_str(q);
@@ -100,18 +105,13 @@ impl DatabaseUrl {
     }
 }
 
-/// Percent-encodes a database name for the URL path.
-fn encode_path(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// What a database name keeps unencoded in the URL path: RFC 3986's
+/// unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -416,5 +416,13 @@ mod tests {
             "postgres://h:5432/my%20db"
         );
         assert_eq!(u.with_database("my db").database(), Some("my db"));
+        assert_eq!(
+            u.with_database("客户-1_a.b~c").as_str(),
+            "postgres://h:5432/%E5%AE%A2%E6%88%B7-1_a.b~c"
+        );
+        assert_eq!(
+            u.with_database("客户-1_a.b~c").database(),
+            Some("客户-1_a.b~c")
+        );
     }
 }

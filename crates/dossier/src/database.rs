@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use dossier_store::local_postgres;
+use dossier_store::{local_postgres, StoreError};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
 use crate::config::DatabaseUrl;
@@ -17,14 +17,6 @@ use crate::config::DatabaseUrl;
 /// Port of the private server started when none is reachable.
 pub const LOCAL_PORT: u16 = 55432;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// True when the error means "no server there", as opposed to a refusal by a server.
-fn unreachable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-    )
-}
 
 /// A connection to a maintenance database of the server `url` points at.
 async fn admin_connect(url: &DatabaseUrl) -> Result<PgConnection, sqlx::Error> {
@@ -78,14 +70,19 @@ async fn create_if_missing(admin: &mut PgConnection, name: &str) -> Result<bool>
 /// server in `<state_dir>/postgres` when the configured server is unreachable
 /// (only if `state_dir` is given; `None` disables the private server).
 pub async fn ensure(url: &DatabaseUrl, state_dir: Option<&Path>) -> Result<DatabaseUrl> {
-    let (url, mut admin) = match admin_connect(url).await {
+    let (url, mut admin) = match admin_connect(url).await.map_err(StoreError::Database) {
         Ok(conn) => (url.clone(), conn),
-        Err(e) if unreachable(&e) => {
-            let local = start_local(url, state_dir, &e).await?;
+        // "No server there", as opposed to a refusal by a server: the store's
+        // test, the one that makes the service answer 503.
+        Err(ref e @ StoreError::Database(ref cause)) if e.is_unreachable() => {
+            let local = start_local(url, state_dir, cause).await?;
             let conn = admin_connect(&local)
                 .await
                 .with_context(|| format!("connecting to the private server at {local}"))?;
             (local, conn)
+        }
+        Err(StoreError::Database(e)) => {
+            return Err(e).with_context(|| format!("connecting to {url}"))
         }
         Err(e) => return Err(e).with_context(|| format!("connecting to {url}")),
     };

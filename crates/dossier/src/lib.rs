@@ -1,23 +1,17 @@
 //! The `dossier` command: parses the command line and configuration once, then
-//! hands over to the subcommand's module.
+//! hands over to the subcommand's module, which opens what the subcommand
+//! needs and, for `bench`, `seed`, `import` and the demo of `serve --demo`,
+//! calls into `dossier-tools`.
 //!
 //! This is a library so that other packages (the black-box tests in `tests/`)
 //! can build a binary running exactly this code; `src/main.rs` only calls
 //! [`main_entry`].
 
-mod bench;
-mod bench_read;
 mod cli;
 mod commands;
 mod config;
-mod csv;
 mod database;
-mod demo;
-mod ids;
-mod import;
 mod open;
-mod progress;
-mod seed;
 mod serve;
 
 use std::io::IsTerminal;

@@ -1,18 +1,21 @@
 //! `dossier serve`: migrate, start the projection runner and serve the HTTP API.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use dossier_service::Service;
 use dossier_store::{Keyring, Store};
+use dossier_tools::demo::{self, DemoPrincipal, TokenFile};
 use uuid::Uuid;
 
-use crate::config::{Config, KeySource};
-use crate::demo::{self, DemoPrincipal};
+use crate::config::{replace_private_file, Config, KeySource};
 use crate::{database, open};
 
 const APP_POOL: u32 = 24;
+/// Where `serve --demo` keeps the demo tokens, in the state directory.
+const DEMO_TOKENS: &str = "demo-tokens.json";
 
 pub async fn run(cfg: &Config, demo_mode: bool) -> Result<()> {
     let (master, source) = if demo_mode {
@@ -43,7 +46,7 @@ pub async fn run(cfg: &Config, demo_mode: bool) -> Result<()> {
     }
 
     let demo_info = if demo_mode {
-        Some(prepare_demo(cfg, &service).await?)
+        Some(prepare_demo(cfg, &store, &service).await?)
     } else {
         None
     };
@@ -97,9 +100,8 @@ struct DemoInfo {
     customers: Vec<Uuid>,
 }
 
-async fn prepare_demo(cfg: &Config, service: &Service) -> Result<DemoInfo> {
-    let principals = demo::ensure_tokens(service, &cfg.state_dir.join("demo-tokens.json")).await?;
-    let store = service.store();
+async fn prepare_demo(cfg: &Config, store: &Store, service: &Service) -> Result<DemoInfo> {
+    let principals = demo_tokens(service, &demo_tokens_path(cfg)).await?;
     let customers = if first_customer(store).await?.is_none() {
         let started = std::time::Instant::now();
         let ids = demo::seed(service, &principals).await?;
@@ -118,6 +120,28 @@ async fn prepare_demo(cfg: &Config, service: &Service) -> Result<DemoInfo> {
         principals,
         customers,
     })
+}
+
+fn demo_tokens_path(cfg: &Config) -> PathBuf {
+    cfg.state_dir.join(DEMO_TOKENS)
+}
+
+/// The demo principals, with the tokens kept in `path` by earlier runs
+/// while they still authenticate; new ones are created and saved there.
+async fn demo_tokens(service: &Service, path: &Path) -> Result<Vec<DemoPrincipal>> {
+    let mut file = match std::fs::read(path) {
+        Ok(bytes) => TokenFile::parse(&bytes)
+            .with_context(|| format!("{} is not a demo token file", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => TokenFile::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let read = file.clone();
+    let principals = demo::ensure_tokens(service, &mut file).await?;
+    if file != read {
+        replace_private_file(path, &file.to_json()?)?;
+        tracing::info!(path = %path.display(), "saved demo tokens");
+    }
+    Ok(principals)
 }
 
 /// Fails early if the master key cannot unwrap the data keys already stored
@@ -162,10 +186,7 @@ fn base_url(addr: SocketAddr) -> String {
 
 fn print_demo(cfg: &Config, base: &str, info: &DemoInfo) {
     println!();
-    println!(
-        "Demo tokens (kept in {}):",
-        cfg.state_dir.join("demo-tokens.json").display()
-    );
+    println!("Demo tokens (kept in {}):", demo_tokens_path(cfg).display());
     for p in &info.principals {
         println!(
             "  {:<16} {:<11} {}",

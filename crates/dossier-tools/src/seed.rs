@@ -25,10 +25,9 @@ use dossier_store::{AppendRequest, ExpectedVersion, Keyring, NewEvent, Role, Sto
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::config::Config;
 use crate::ids::{credit_code, national_id};
 use crate::progress::Progress;
-use crate::{database, open};
+use crate::rng::Rng;
 
 /// The principal recorded as the actor of seeded events.
 pub const SEED_PRINCIPAL: &str = "dossier-seed";
@@ -45,24 +44,9 @@ pub struct Options {
     pub writers: usize,
 }
 
-pub async fn run(cfg: &Config, opts: Options) -> Result<()> {
-    let (master, _) = cfg.master_key()?;
-    let url = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
-    open::migrate(&url).await?;
-    // A connection per writer for its key lookups, and the store writer's own.
-    let pool = (opts.writers as u32 + 4).clamp(4, 64);
-    let store = open::store(&url, cfg.app_database_url.as_ref(), pool).await?;
-    let keyring = Keyring::new(master);
-    seed_store(&store, &keyring, opts).await?;
-    println!(
-        "the read models catch up when `dossier serve` runs (or `dossier projections rebuild NAME`); \
-         `dossier evaluate` records today's evaluation run"
-    );
-    Ok(())
-}
-
-/// Seeds into an open store (also used by `bench read`).
-pub async fn seed_store(store: &Store, keyring: &Keyring, opts: Options) -> Result<()> {
+/// Seeds into an open store (`dossier seed`, and `bench read` on its scratch
+/// database), sealing under the data keys `keyring` holds or creates.
+pub async fn run(store: &Store, keyring: &Keyring, opts: Options) -> Result<()> {
     let p = store
         .service_principal(SEED_PRINCIPAL, Role::Admin)
         .await
@@ -195,52 +179,6 @@ async fn append_customer(
         version = a.version;
     }
     Ok(events.len() as u64)
-}
-
-/// A small deterministic generator (SplitMix64): the same seed gives the
-/// same data on every platform and with every version of any library.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64, stream: u64) -> Rng {
-        let mut r = Rng(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        r.next_u64();
-        r
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0; the modulo bias is negligible for small n).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-
-    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-
-    pub fn uuid(&mut self) -> Uuid {
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        b[8..].copy_from_slice(&self.next_u64().to_le_bytes());
-        uuid::Builder::from_random_bytes(b).into_uuid()
-    }
-
-    pub fn digits(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b'0' + self.below(10) as u8))
-            .collect()
-    }
 }
 
 pub const SURNAMES: &[&str] = &[

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dossier_domain::{CustomerKind, Field};
 use dossier_service::{authorize, Action, RegisterInput, Service, ServiceError, WriteMeta};
-use dossier_store::{Principal, Role};
+use dossier_store::{Keyring, Principal, Role, Store};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::csv::{self, Record};
+use crate::csv_file::{self, Record};
 use crate::progress::Progress;
 
 /// The principal an import acts as unless `--as` says otherwise.
@@ -287,7 +287,9 @@ fn idempotency_key(external_id: &str) -> String {
 }
 
 /// The stored form of a key: keys are scoped per principal by the service
-/// (see ARCHITECTURE.md, "Idempotency keys are scoped per principal").
+/// (see ARCHITECTURE.md, "Idempotency keys are scoped per principal"). The
+/// same rule as the service's own `scoped_key`, which it does not export: the
+/// import asks the store whether a row went in without writing it.
 fn scoped_key(p: &Principal, key: &str) -> String {
     format!("{}:{key}", p.id)
 }
@@ -318,6 +320,7 @@ fn row_error(r: &Row, column: impl Into<String>, reason: impl Into<String>) -> R
 const ATTEMPTS: u32 = 4;
 
 async fn import_row(
+    store: &Store,
     service: &Service,
     principal: &Principal,
     file_name: &str,
@@ -330,11 +333,7 @@ async fn import_row(
     if let Some((field, earlier)) = in_file {
         // A repeat of an earlier row; unless this very row went in before
         // (e.g. with --force-duplicates), it is a duplicate.
-        return match service
-            .store()
-            .find_idempotency(&scoped_key(principal, &key))
-            .await
-        {
+        return match store.find_idempotency(&scoped_key(principal, &key)).await {
             Ok(Some((stored, _))) if stored == hash => Outcome::AlreadyPresent,
             Ok(Some(_)) => Outcome::Failed(mismatch(r)),
             Ok(None) => Outcome::Failed(row_error(
@@ -414,9 +413,8 @@ fn service_error(r: &Row, e: ServiceError) -> RowError {
 
 /// The principal to act as: an existing one with this name, or a new
 /// service principal (role admin, no usable token) of this name.
-async fn acting_principal(service: &Service, name: &str) -> Result<Principal> {
-    let p = service
-        .store()
+async fn acting_principal(store: &Store, name: &str) -> Result<Principal> {
+    let p = store
         .service_principal(name, Role::Admin)
         .await
         .with_context(|| format!("finding or creating principal {name}"))?;
@@ -434,39 +432,41 @@ pub fn errors_path(file: &Path) -> PathBuf {
     file.with_file_name(format!("{stem}.errors.csv"))
 }
 
-fn errors_csv(errors: &[RowError]) -> String {
-    let mut out = String::new();
-    csv::write_record(&mut out, &["row", "line", "external_id", "column", "error"]);
+fn errors_csv(errors: &[RowError]) -> csv::Result<Vec<u8>> {
+    // CRLF, as RFC 4180 has it (the crate's default is LF).
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record(["row", "line", "external_id", "column", "error"])?;
     for e in errors {
-        csv::write_record(
-            &mut out,
-            &[
-                e.row.to_string(),
-                e.line.to_string(),
-                e.external_id.clone(),
-                e.column.clone(),
-                e.reason.clone(),
-            ],
-        );
+        w.write_record([
+            &e.row.to_string(),
+            &e.line.to_string(),
+            &e.external_id,
+            &e.column,
+            &e.reason,
+        ])?;
     }
-    out
+    w.into_inner().map_err(|e| e.into_error().into())
 }
 
 /// Brings `customer_current` up to the log head, so that the service's
 /// duplicate check sees every customer written before this import (a
 /// running server's projector would do the same; the two take turns).
-async fn catch_up_current(service: &Service) -> Result<()> {
-    let store = service.store();
+async fn catch_up_current(store: &Store, keyring: &Keyring) -> Result<()> {
     let projection =
-        dossier_projections::by_name("customer_current", service.keyring().clone(), store.clone())?;
+        dossier_projections::by_name("customer_current", keyring.clone(), store.clone())?;
     let mut bar = Progress::stderr("catching up customer_current (for duplicate checks)");
     dossier_projections::catch_up(store, &projection, |cp, head| bar.update(cp, head)).await?;
     bar.finish();
     Ok(())
 }
 
-pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
+/// Imports `opts.file` through a service on `store` and `keyring`; the exit
+/// code says whether every row is in ([`EXIT_ROWS_FAILED`] if not).
+pub async fn run(store: &Store, keyring: &Keyring, opts: &Options) -> Result<ExitCode> {
     let start = Instant::now();
+    let service = Service::new(store.clone(), keyring.clone());
     let bytes =
         std::fs::read(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -477,7 +477,7 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
             opts.file.display()
         )
     })?;
-    let records = csv::parse(&text).with_context(|| {
+    let records = csv_file::parse(&text).with_context(|| {
         format!(
             "{} is not valid CSV; nothing was imported",
             opts.file.display()
@@ -503,7 +503,7 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
         duplicates_in_file(&rows)
     };
 
-    let principal = acting_principal(service, &opts.principal).await?;
+    let principal = acting_principal(store, &opts.principal).await?;
     eprintln!(
         "importing {} rows of {} as principal {} (role {})",
         body.len(),
@@ -512,7 +512,7 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
         principal.role
     );
     if !opts.force_duplicates {
-        catch_up_current(service).await?;
+        catch_up_current(store, keyring).await?;
     }
 
     let file_name = opts
@@ -527,8 +527,12 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let mut workers = JoinSet::new();
     for _ in 0..opts.concurrency.max(1) {
-        let (service, principal, file_name) =
-            (service.clone(), principal.clone(), file_name.clone());
+        let (store, service, principal, file_name) = (
+            store.clone(),
+            service.clone(),
+            principal.clone(),
+            file_name.clone(),
+        );
         let (queue, in_file, outcomes, done) = (
             queue.clone(),
             in_file.clone(),
@@ -541,6 +545,7 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
                 let next = queue.lock().map(|mut q| q.pop()).ok().flatten();
                 let Some(r) = next else { break };
                 let o = import_row(
+                    &store,
                     &service,
                     &principal,
                     &file_name,
@@ -595,7 +600,7 @@ pub async fn run(service: &Service, opts: &Options) -> Result<ExitCode> {
                 e.reason.replace(['\r', '\n'], " ")
             );
         }
-        std::fs::write(&report, errors_csv(&errors))
+        std::fs::write(&report, errors_csv(&errors)?)
             .with_context(|| format!("writing {}", report.display()))?;
     } else if report.exists() {
         // A report left by an earlier run would now be wrong.
@@ -681,9 +686,17 @@ mod tests {
         let b = read_row(&cols, &rec(9, &["person", "x", "张伟", "a;b"])).unwrap();
         assert_eq!(digest(&a.customer), digest(&b.customer));
         let e = row_error(&a, "phone", "not a phone, \"x\"");
-        let back = csv::parse(&errors_csv(&[e])).unwrap();
+        let multi = row_error(&b, "", "phone: \"abc\" is not, a phone\nnumber");
+        let report = String::from_utf8(errors_csv(&[e, multi]).unwrap()).unwrap();
+        assert!(
+            report.starts_with("row,line,external_id,column,error\r\n2,2,x,phone,"),
+            "{report}"
+        );
+        let back = csv_file::parse(&report).unwrap();
         assert_eq!(back[1].fields[3], "phone");
         assert_eq!(back[1].fields[4], "not a phone, \"x\"");
+        assert_eq!(back[2].fields[0], "9");
+        assert_eq!(back[2].fields[4], "phone: \"abc\" is not, a phone\nnumber");
         assert_eq!(column_of("details/phone"), "phone");
         assert_eq!(column_of("tags/0"), "tags");
         assert_eq!(

@@ -1,10 +1,12 @@
 //! `dossier bench append`: append throughput and latency against a raw-INSERT
-//! baseline, on a scratch database `<dbname>_bench` that is dropped and recreated.
+//! baseline, on a scratch database `<dbname>_bench` that the CLI drops and
+//! recreates before calling [`append`].
 //!
 //! STYLE EXCEPTION: SQL belongs in `dossier-store` (and `dossier-projections`)
-//! only. The baseline table and INSERT statement below are the single documented
-//! exception: they are a benchmark baseline to compare the store against, not
-//! product SQL, and they only ever touch the scratch database.
+//! only. The baseline table and INSERT statement below are a documented
+//! exception (ARCHITECTURE.md, "Known exceptions"): they are a benchmark
+//! baseline to compare the store against, not product SQL, and they only ever
+//! touch the scratch database.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,8 +22,6 @@ use sqlx::PgPool;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::config::Config;
-use crate::database;
 use crate::ids::credit_code;
 use crate::progress::Progress;
 
@@ -48,21 +48,33 @@ const BASELINE_INSERT: &str = "INSERT INTO bench_baseline
                          $6::timestamptz[], $7::timestamptz[], $8::uuid[], $9::bytea[],
                          $10::bytea[], $11::bytea[], $12::bytea[])";
 
-pub async fn append(cfg: &Config, events: u64, writers: usize) -> Result<()> {
-    let server = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
-    let db = server.database().unwrap_or("dossier").to_owned();
-    let url = server.with_database(&format!("{db}_bench"));
-    let sslmode = match url.sslmode() {
-        Some(m) => m.to_owned(),
+/// A scratch database the CLI has made ready for a benchmark (created, and
+/// emptied unless the benchmark reuses it). Creating and dropping databases is
+/// server administration, which stays in the CLI (`crates/dossier/src/database.rs`).
+#[derive(Clone, Debug)]
+pub struct ScratchDb {
+    /// The connection URL, password included: connect with it, never print it.
+    pub url: String,
+    /// The URL as printed (password hidden).
+    pub shown: String,
+    /// The URL's `sslmode` parameter, if it sets one.
+    pub sslmode: Option<String>,
+}
+
+pub async fn append(db: &ScratchDb, events: u64, writers: usize) -> Result<()> {
+    let sslmode = match &db.sslmode {
+        Some(m) => m.clone(),
         None => "prefer (sqlx default; this build has no TLS, so plaintext)".to_owned(),
     };
-    println!("bench append: database {url} (dropped and recreated)");
+    println!(
+        "bench append: database {} (dropped and recreated)",
+        db.shown
+    );
     println!("sslmode={sslmode}");
     println!("events={events} writers={writers}");
-    database::recreate(&url).await?;
-    let owner = dossier_store::connect_owner(url.as_str(), writers as u32 + 1)
+    let owner = dossier_store::connect_owner(&db.url, writers as u32 + 1)
         .await
-        .with_context(|| format!("connecting to {url}"))?;
+        .with_context(|| format!("connecting to {}", db.shown))?;
     dossier_store::migrate(&owner).await?;
 
     let sample = Sample::new();
@@ -79,7 +91,7 @@ pub async fn append(cfg: &Config, events: u64, writers: usize) -> Result<()> {
     a.report("rows", "statement");
     owner.close().await;
 
-    let app = dossier_store::connect_app(url.as_str(), writers as u32 + 4).await?;
+    let app = dossier_store::connect_app(&db.url, writers as u32 + 4).await?;
     let store = Store::new(app);
     println!(
         "(b) Store::append, one event per command, a new customer each (NoStream), {writers} writer tasks (app pool)"

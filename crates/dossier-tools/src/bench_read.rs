@@ -23,15 +23,9 @@ use dossier_store::{Keyring, Principal, Role, Store};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::bench::{ms, percentile};
-use crate::config::Config;
-use crate::database;
-use crate::seed::Rng;
-
-/// A random element of a non-empty slice.
-fn choose<'a, T>(rng: &mut Rng, xs: &'a [T]) -> Option<&'a T> {
-    (!xs.is_empty()).then(|| &xs[rng.below(xs.len() as u64) as usize])
-}
+use crate::bench::{ms, percentile, ScratchDb};
+use crate::rng::Rng;
+use crate::seed;
 
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
@@ -49,20 +43,14 @@ pub struct ReadOptions {
     pub lag_rate: Option<u32>,
 }
 
-pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
-    let server = database::ensure(&cfg.database_url, cfg.private_postgres_dir()).await?;
-    let db = server.database().unwrap_or("dossier").to_owned();
-    let url = server.with_database(&format!("{db}_benchread"));
-    println!("bench read: database {url}");
-    let (master, _) = cfg.master_key_or_generate()?;
-    let keyring = Keyring::new(master);
-    if !opts.reuse {
-        database::recreate(&url).await?;
-    }
-    let owner = dossier_store::connect_owner(url.as_str(), 4).await?;
+/// Runs the read benchmark on `db` (recreated empty by the CLI unless
+/// `opts.reuse`), sealing seeded data with `keyring`.
+pub async fn read(db: &ScratchDb, keyring: Keyring, opts: ReadOptions) -> Result<()> {
+    println!("bench read: database {}", db.shown);
+    let owner = dossier_store::connect_owner(&db.url, 4).await?;
     dossier_store::migrate(&owner).await?;
     owner.close().await;
-    let store = Store::new(dossier_store::connect_app(url.as_str(), 48).await?);
+    let store = Store::new(dossier_store::connect_app(&db.url, 48).await?);
     let service = Service::new(store.clone(), keyring.clone());
     service
         .adopt_rules_as_service(dossier_insights::Rules::default_text())
@@ -77,10 +65,10 @@ pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
             opts.customers, opts.events_per_customer
         );
         let start = Instant::now();
-        crate::seed::seed_store(
+        seed::run(
             &store,
             &keyring,
-            crate::seed::Options {
+            seed::Options {
                 customers: opts.customers,
                 events_per_customer: opts.events_per_customer,
                 seed: 42,
@@ -102,12 +90,12 @@ pub async fn read(cfg: &Config, opts: ReadOptions) -> Result<()> {
     if opts.reuse && opts.skip_rebuild {
         println!("(a) skipped (--skip-rebuild): the read models are used as they are");
     } else {
-        rebuild(url.as_str(), &keyring, head, &service, &sales).await?;
+        rebuild(&db.url, &keyring, head, &service, &sales).await?;
     }
     // Benchmark SQL: settle the database after the bulk writes, as a real
     // deployment would be between rebuilds (fresh statistics for the planner,
     // dirty pages flushed so commits are not queued behind a checkpoint).
-    let owner = dossier_store::connect_owner(url.as_str(), 1).await?;
+    let owner = dossier_store::connect_owner(&db.url, 1).await?;
     for stmt in ["VACUUM (ANALYZE)", "CHECKPOINT"] {
         sqlx::query(stmt).execute(&owner).await?;
     }
@@ -253,7 +241,7 @@ async fn single_reads(
     let mut base = Vec::with_capacity(n);
     let mut svc = Vec::with_capacity(n);
     for _ in 0..n {
-        let id = *choose(&mut rng, ids).expect("ids");
+        let id = *rng.choose(ids).expect("ids");
         let t = Instant::now();
         // Benchmark SQL: the row alone, by primary key.
         let _: Option<String> =
@@ -311,8 +299,8 @@ async fn list_queries(
         .fetch_all(store.pool())
         .await?;
         base.push(t.elapsed());
-        let owner = choose(&mut rng, &owners).cloned();
-        let region = choose(&mut rng, &regions).cloned();
+        let owner = rng.choose(&owners).cloned();
+        let region = rng.choose(&regions).cloned();
         let (kind, input) = match i % 6 {
             0 => (
                 "owner + tier A",
@@ -430,7 +418,7 @@ async fn append_orders(
                     let due = start + Duration::from_secs_f64(i as f64 / r);
                     tokio::time::sleep_until(due.into()).await;
                 }
-                let id = *choose(&mut rng, &ids).expect("ids");
+                let id = *rng.choose(&ids).expect("ids");
                 let meta = WriteMeta {
                     reason: Some("bench".into()),
                     ..WriteMeta::default()

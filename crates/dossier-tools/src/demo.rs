@@ -5,7 +5,6 @@
 //! importance override, ...) and generated filler from the `seed` generator.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -22,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::config::replace_private_file;
 use crate::ids::{credit_code, national_id, with_luhn};
-use crate::seed::{self, Books, Rng};
+use crate::rng::Rng;
+use crate::seed::{self, Books};
 
 /// The demo principals, one per role.
 pub const PRINCIPALS: [(&str, Role); 5] = [
@@ -35,19 +34,32 @@ pub const PRINCIPALS: [(&str, Role); 5] = [
     ("demo-admin", Role::Admin),
 ];
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemoToken {
     pub name: String,
     pub role: String,
     pub token: String,
 }
 
-/// `<state-dir>/demo-tokens.json`: tokens are stored hashed in the database, so
-/// their plaintext is kept here to show the same ones on every demo run.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct TokenFile {
+/// The demo tokens kept between runs (the CLI keeps them in
+/// `<state-dir>/demo-tokens.json`): tokens are stored hashed in the database,
+/// so their plaintext is kept to show the same ones on every demo run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFile {
     /// Keyed by the demo principal's base name (e.g. "demo-sales").
     tokens: BTreeMap<String, DemoToken>,
+}
+
+impl TokenFile {
+    /// Reads the file's JSON.
+    pub fn parse(bytes: &[u8]) -> serde_json::Result<TokenFile> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The file's JSON, to be written back.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self)
+    }
 }
 
 /// A demo principal ready to use.
@@ -58,15 +70,9 @@ pub struct DemoPrincipal {
 }
 
 /// Makes sure every demo principal exists and its token is known. Reuses the
-/// tokens in `path` while they still authenticate; creates the others.
-pub async fn ensure_tokens(service: &Service, path: &Path) -> Result<Vec<DemoPrincipal>> {
-    let mut file: TokenFile = match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a demo token file", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => TokenFile::default(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let mut changed = false;
+/// tokens in `file` while they still authenticate; creates the others and
+/// records them in `file` (which then differs from what was read: save it).
+pub async fn ensure_tokens(service: &Service, file: &mut TokenFile) -> Result<Vec<DemoPrincipal>> {
     let mut out = Vec::new();
     for (base, role) in PRINCIPALS {
         if let Some(saved) = file.tokens.get(base) {
@@ -89,13 +95,7 @@ pub async fn ensure_tokens(service: &Service, path: &Path) -> Result<Vec<DemoPri
                 token: token.clone(),
             },
         );
-        changed = true;
         out.push(DemoPrincipal { principal, token });
-    }
-    if changed {
-        let json = serde_json::to_vec_pretty(&file)?;
-        replace_private_file(path, &json)?;
-        tracing::info!(path = %path.display(), "saved demo tokens");
     }
     Ok(out)
 }
@@ -1144,8 +1144,8 @@ mod tests {
                 token: "dsr_x".into(),
             },
         );
-        let json = serde_json::to_string(&f).unwrap();
-        let back: TokenFile = serde_json::from_str(&json).unwrap();
+        let back = TokenFile::parse(&f.to_json().unwrap()).unwrap();
         assert_eq!(back.tokens["demo-sales"].token, "dsr_x");
+        assert_eq!(back, f);
     }
 }
