@@ -8,7 +8,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use dossier_service::{request_digest, Principal, Timestamp, WriteMeta};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -190,6 +189,9 @@ fn join(at: &str, key: &str) -> String {
 
 /// Parses a JSON body already read, with the checks every body gets.
 pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, Problem> {
+    if body.is_empty() {
+        return Err(Problem::malformed("the body is empty"));
+    }
     if !is_json(headers) {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -217,8 +219,10 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Pro
     })
 }
 
-/// The why and when that every write body may carry beside its own fields.
-#[derive(Deserialize, utoipa::ToSchema)]
+/// The why and when that every write body may carry beside its own fields
+/// (the document's view of a write body; [`Write`] parses it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
 pub struct WithMeta<T> {
     /// Why the change is made: 1 to 500 characters (required on PATCH).
     #[schema(min_length = 1, max_length = 500)]
@@ -286,16 +290,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Write<T> {
         let path = req.uri().path().to_owned();
         let bytes = read_body(req, state).await?;
         let idempotency = idempotency(&headers, &method, &path, &bytes)?;
-        let body: WithMeta<T> = parse_json(&headers, &bytes)?;
-        let effective_at = body
-            .effective_at
-            .as_deref()
-            .map(|t| parse_time("effective_at", t))
+        let mut body: Value = parse_json(&headers, &bytes)?;
+        // `reason` and `effective_at` are taken out here, and the rest is the
+        // operation's own input: a flattened struct would not refuse unknown
+        // members.
+        let (reason, effective_at) = match body.as_object_mut() {
+            Some(fields) => (fields.remove("reason"), fields.remove("effective_at")),
+            None => return Err(Problem::malformed("expected a JSON object")),
+        };
+        let text = |field: &str, v: Option<Value>| match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Problem::malformed(format!("{field}: expected a string"))),
+        };
+        let reason = text("reason", reason)?;
+        let effective_at = text("effective_at", effective_at)?
+            .map(|t| parse_time("effective_at", &t))
             .transpose()?;
+        let input = serde_json::from_value(body).map_err(Problem::malformed)?;
         Ok(Write {
-            input: body.input,
+            input,
             meta: WriteMeta {
-                reason: body.reason,
+                reason,
                 effective_at,
                 idempotency,
                 correlation_id: None,

@@ -191,5 +191,6 @@ async fn history_pages_through_all_entries() {
             &ctx.sales,
         )
         .await;
-    assert_invalid(&r, "query");
+    // The field names the parameter that could not be read.
+    assert_invalid(&r, "limit");
 }

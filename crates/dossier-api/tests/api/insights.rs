@@ -513,7 +513,7 @@ async fn follow_ups_most_urgent_first() {
         ("?limit=501", "limit"),
         ("?offset=-1", "offset"),
         ("?due_by=tomorrow", "due_by"),
-        ("?colour=red", "query"),
+        ("?colour=red", "colour"),
     ] {
         let r = ctx.get(&format!("/v1/follow-ups{q}"), &ctx.sales).await;
         assert_invalid(&r, field);
@@ -585,7 +585,7 @@ async fn segments_count_live_customers() {
     assert_eq!(s["total"], 0);
 
     let r = ctx.get("/v1/segments?tier=A", &ctx.sales).await;
-    assert_invalid(&r, "query");
+    assert_invalid(&r, "tier");
     let r = ctx.get("/v1/segments", &ctx.auditor).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "forbidden", &[]);
 }

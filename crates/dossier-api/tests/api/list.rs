@@ -579,9 +579,9 @@ async fn bad_requests() {
         .await;
     assert_invalid(&r, "cursor");
     let r = ctx.get("/v1/customers?color=red", &ctx.sales).await;
-    assert_invalid(&r, "query");
+    assert_invalid(&r, "color");
     let r = ctx.get("/v1/customers?archived=maybe", &ctx.sales).await;
-    assert_invalid(&r, "query");
+    assert_invalid(&r, "archived");
     for l in ["0", "201", "-1"] {
         let r = ctx
             .get(&format!("/v1/customers?limit={l}"), &ctx.sales)

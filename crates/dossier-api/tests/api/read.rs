@@ -176,11 +176,11 @@ async fn read_as_of_rebuilds_past_state() {
     let r = ctx
         .get(&format!("/v1/customers/{id}?at_seq=abc"), &ctx.sales)
         .await;
-    assert_invalid(&r, "query");
+    assert_invalid(&r, "at_seq");
     let r = ctx
         .get(&format!("/v1/customers/{id}?colour=blue"), &ctx.sales)
         .await;
-    assert_invalid(&r, "query");
+    assert_invalid(&r, "colour");
 
     // Auditors cannot read past states either.
     let r = ctx
