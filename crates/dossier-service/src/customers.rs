@@ -146,6 +146,12 @@ fn detail_object(nullable: bool) -> utoipa::openapi::Object {
     o.build()
 }
 
+/// How a registration ended under its identifier locks.
+enum Registered {
+    Replayed(WriteOutcome),
+    Appended(dossier_store::Appended),
+}
+
 /// What a write needs to know of the stream it decides on.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -369,6 +375,12 @@ impl Service {
         let names: Vec<&[u8]> = ids.iter().map(|t| t.tag.as_slice()).collect();
         let locks = self.store.lock_names("duplicates", &names).await?;
         let registered = async {
+            // A request with this Idempotency-Key may have registered while
+            // this one waited for the locks: its claim must not read as a
+            // duplicate of the very customer the key is creating.
+            if let Some(done) = self.replay(caller, &meta).await? {
+                return Ok(Registered::Replayed(done));
+            }
             if !input.force {
                 let found = dossier_projections::find_duplicates(&self.store, &keys, &ids).await?;
                 if !found.is_empty() {
@@ -378,13 +390,16 @@ impl Service {
             dossier_projections::claim_identifiers(&self.store, id, &ids).await?;
             self.append(caller, id, kind, ExpectedVersion::NoStream, &events, &meta)
                 .await
+                .map(Registered::Appended)
         }
         .await;
         // The outcome stands either way: a lock whose release failed ends
         // with its connection.
         let _ = locks.release().await;
-        let a = registered?;
-        Ok(outcome(&a, a.replayed))
+        match registered? {
+            Registered::Replayed(done) => Ok(done),
+            Registered::Appended(a) => Ok(outcome(&a, a.replayed)),
+        }
     }
 
     /// Rebuilds a customer's domain state from its stream.
@@ -569,6 +584,11 @@ impl Service {
     /// The current-state read model, after waiting (briefly) for `min_seq`.
     async fn current(&self, id: Uuid, min_seq: Option<i64>) -> Result<CustomerView> {
         if let Some(min) = min_seq {
+            // A seq the log has not reached yet is not one a write returned:
+            // waiting for it would only delay the error.
+            if min > self.store.head().await?.seq {
+                return Err(invalid("min_seq", "is beyond the log's head"));
+            }
             let reached = dossier_projections::wait_for(
                 &self.store,
                 "customer_current",

@@ -54,6 +54,9 @@ impl From<ProjectionError> for ServiceError {
     fn from(e: ProjectionError) -> Self {
         match e {
             ProjectionError::Store(s) => s.into(),
+            ProjectionError::Database(d) if dossier_store::is_unreachable(&d) => {
+                ServiceError::Unavailable(d.to_string())
+            }
             e => ServiceError::Internal(e.to_string()),
         }
     }

@@ -2,6 +2,7 @@
 
 use dossier_chain::{Actor, Hash, Timestamp};
 use dossier_domain::{Contact, Event};
+use dossier_events::SYSTEM_STREAM;
 use dossier_projections::domain_event;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -10,7 +11,7 @@ use uuid::Uuid;
 use dossier_store::Principal;
 
 use crate::access::{authorize, Action};
-use crate::error::{Result, ServiceError};
+use crate::error::{invalid, Result, ServiceError};
 use crate::Service;
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -286,13 +287,25 @@ fn money(m: &dossier_domain::Money) -> Value {
     json!({"amount": m.amount_str(), "currency": m.currency()})
 }
 
+/// Most entries of one history page.
+pub const MAX_HISTORY_LIMIT: i64 = 500;
+
 pub(crate) async fn page(
     svc: &Service,
     id: Uuid,
     after_version: i64,
     limit: i64,
 ) -> Result<HistoryPage> {
-    let limit = limit.clamp(1, 500);
+    if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
+        return Err(invalid("limit", format!("must be 1 to {MAX_HISTORY_LIMIT}")));
+    }
+    if after_version < 0 {
+        return Err(invalid("after_version", "must not be negative"));
+    }
+    if id == SYSTEM_STREAM {
+        // The system stream (rules, evaluation runs) is not a customer.
+        return Err(ServiceError::NotFound);
+    }
     let events = svc
         .store
         .read_stream_page(id, after_version.max(0), limit + 1)

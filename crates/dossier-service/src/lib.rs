@@ -28,7 +28,7 @@ pub use dossier_projections::{
 pub use dossier_store::{Principal, Role};
 pub use error::{Result, ServiceError};
 pub use facts::*;
-pub use history::{Change, HistoryEntry, HistoryPage};
+pub use history::{Change, HistoryEntry, HistoryPage, MAX_HISTORY_LIMIT};
 pub use insights::*;
 pub use ledger::{ExportPage, LedgerHead, VerifyReport, ViolationDoc, MAX_EXPORT_PAGE};
 pub use list::{ListInput, MAX_LIST_LIMIT};

@@ -34,11 +34,26 @@ pub enum StoreError {
 impl StoreError {
     /// True when the database could not be reached (as opposed to a query failing).
     pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            )
-        )
+        matches!(self, StoreError::Database(e) if is_unreachable(e))
+    }
+}
+
+/// True when `e` says the server is down, going down, refusing connections
+/// or the connection broke: a condition to retry later, not a fault of the
+/// request.
+pub fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exceptions; 57P01-57P03: the server is
+        // shutting down, crashed or not yet accepting; 53300: too many
+        // connections.
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }

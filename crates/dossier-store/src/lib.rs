@@ -23,7 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
 pub use append::{AppendRequest, Appended, ExpectedVersion, IdempotencyKey, NewEvent};
-pub use error::StoreError;
+pub use error::{is_unreachable, StoreError};
 pub use keyring::Keyring;
 pub use keys::CustomerKey;
 pub use locks::NameLocks;

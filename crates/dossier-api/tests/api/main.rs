@@ -13,5 +13,6 @@ mod idempotency;
 mod insights;
 mod ledger;
 mod list;
+mod no_5xx;
 mod patch;
 mod read;

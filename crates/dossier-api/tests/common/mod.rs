@@ -129,6 +129,21 @@ impl Ctx {
         (parts.status, parts.headers, value)
     }
 
+    /// Sends one request with a raw body and exactly the headers given
+    /// (no content type added).
+    pub async fn call_raw_untyped(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        OneshotRouter(self.router.clone())
+            .request(method, uri, Some(token), headers, body.to_vec())
+            .await
+    }
+
     /// Sends one request; `body` is serialised as JSON when given.
     pub async fn call(
         &self,
@@ -338,4 +353,48 @@ pub fn day(offset: i64) -> String {
 /// A money body: `{"amount": "…", "currency": "CNY"}`.
 pub fn cny(amount: &str) -> Value {
     json!({"amount": amount, "currency": "CNY"})
+}
+
+/// A router called with `oneshot`, for tests that build their own service.
+pub struct OneshotRouter(pub Router);
+
+impl OneshotRouter {
+    /// Sends a request with a JSON body (when given) as `token`.
+    pub async fn send(&self, method: Method, uri: &str, token: &str, body: Option<Value>) -> Resp {
+        let (headers, bytes) = match body {
+            Some(b) => (
+                vec![("content-type", "application/json")],
+                serde_json::to_vec(&b).unwrap(),
+            ),
+            None => (vec![], vec![]),
+        };
+        self.request(method, uri, Some(token), &headers, bytes)
+            .await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Body::from(body)).expect("request");
+        let res = self.0.clone().oneshot(req).await.expect("infallible");
+        let (parts, body) = res.into_parts();
+        let bytes = axum::body::to_bytes(body, READ_LIMIT)
+            .await
+            .expect("response body");
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (parts.status, parts.headers, value)
+    }
 }
