@@ -339,6 +339,22 @@ fn field(t: &str, name: &str) -> Result<Field, CodecError> {
 
 /// Decodes an opened (plaintext) payload into a domain event, upcasting it
 /// first if it was written under an older schema version.
+/// Decodes one stored customer event into a domain event, opening its
+/// sealed values with the customer's key (`None`: erased, the values stay
+/// sealed). Returns the event and whether it was erased. The one decoder of
+/// the write path, the reads and the projections.
+pub fn open_event(
+    stream_id: Uuid,
+    event_type: &str,
+    schema_version: i32,
+    payload: &Value,
+    key: Option<&DataKey>,
+) -> Result<(Event, bool), CodecError> {
+    let mut payload = payload.clone();
+    let erased = open_payload(&mut payload, stream_id, key)?;
+    Ok((decode(event_type, schema_version, payload)?, erased))
+}
+
 pub fn decode(event_type: &str, schema_version: i32, payload: Value) -> Result<Event, CodecError> {
     let t = event_type;
     let p = upcast(t, schema_version, payload)?;

@@ -20,7 +20,7 @@ mod wire;
 
 use serde_json::Value;
 
-pub use codec::{decode, encode, open_payload};
+pub use codec::{decode, encode, open_event, open_payload};
 pub use document::{customer_from_json, customer_json, split_file, FileParts};
 pub use schema::{schema_version, upcast};
 pub use system::{

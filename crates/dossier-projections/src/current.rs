@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use dossier_domain::{evolve, Customer, Field};
 use dossier_events::{
-    customer_from_json, customer_json, decode, open_payload, split_file, FileParts, SYSTEM_STREAM,
+    customer_from_json, customer_json, open_event, split_file, FileParts, SYSTEM_STREAM,
 };
 use dossier_store::{Keyring, Store, StoreError, StoredEvent};
 use serde_json::Value;
@@ -56,18 +56,24 @@ pub(crate) struct Tracked {
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Decodes one stored event into a domain event, opening sealed values with
-/// the customer's key (or marking them erased). Shared with as-of reads.
-pub fn domain_event(
+/// Decodes one stored event for a projector ([`dossier_events::open_event`]),
+/// naming its seq when it cannot be.
+pub(crate) fn domain_event(
     e: &StoredEvent,
     key: Option<&dossier_seal::DataKey>,
 ) -> Result<(dossier_domain::Event, bool), ProjectionError> {
     let r = &e.record;
-    let mut payload = r.payload.clone();
-    let bad = |reason: String| ProjectionError::BadEvent { seq: r.seq, reason };
-    let erased = open_payload(&mut payload, r.stream_id, key).map_err(|e| bad(e.to_string()))?;
-    let event = decode(&r.event_type, r.schema_version, payload).map_err(|e| bad(e.to_string()))?;
-    Ok((event, erased))
+    open_event(
+        r.stream_id,
+        &r.event_type,
+        r.schema_version,
+        &r.payload,
+        key,
+    )
+    .map_err(|err| ProjectionError::BadEvent {
+        seq: r.seq,
+        reason: err.to_string(),
+    })
 }
 
 impl Tracked {

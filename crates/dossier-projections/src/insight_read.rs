@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use dossier_store::Store;
+use dossier_store::{IdentifierTag, Store};
 
 use crate::ProjectionError;
 
@@ -304,14 +304,6 @@ impl DuplicateKeys {
     }
 }
 
-/// An identifier's blind-index tag (`Keyring::blind_index` of field and
-/// value) and its field.
-#[derive(Clone, Debug)]
-pub struct IdentifierTag {
-    pub field: &'static str,
-    pub tag: Vec<u8>,
-}
-
 /// Live customers that share an identifier with `k`: those the read model
 /// knows, and those registered since that it has not projected yet (their
 /// claims, matched by `tags`). Callers hold the advisory locks of `tags`
@@ -375,28 +367,6 @@ pub async fn find_duplicates(
         }
     }
     Ok(out)
-}
-
-/// Records that `customer_id` is being registered with these identifiers,
-/// before its registration is appended (under the identifiers' locks).
-pub async fn claim_identifiers(
-    store: &Store,
-    customer_id: Uuid,
-    tags: &[IdentifierTag],
-) -> Result<(), ProjectionError> {
-    let all: Vec<Vec<u8>> = tags.iter().map(|t| t.tag.clone()).collect();
-    let fields: Vec<String> = tags.iter().map(|t| t.field.to_owned()).collect();
-    sqlx::query(
-        "INSERT INTO duplicate_claims (tag, customer_id, field)
-         SELECT t, $2, f FROM unnest($1::bytea[], $3::text[]) AS x(t, f)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&all)
-    .bind(customer_id)
-    .bind(&fields)
-    .execute(store.pool())
-    .await?;
-    Ok(())
 }
 
 /// Deletes the claims of customers customer_current has now projected.

@@ -17,13 +17,13 @@ use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 
-pub use current::{domain_event, read_current, CurrentRow, CustomerCurrent};
+pub use current::{read_current, CurrentRow, CustomerCurrent};
 use dossier_store::{Keyring, Store, StoreError, StoredEvent};
 pub use insight::{Aspect, Insight};
 pub use insight_read::{
-    claim_identifiers, find_duplicates, follow_ups, read_risk, read_tier, risk_history, segments,
-    tier_history, Duplicate, DuplicateKeys, FollowUpItem, FollowUpQuery, IdentifierTag, LabelCount,
-    RiskRow, SegmentCount, SegmentQuery, Segments, TierRow,
+    find_duplicates, follow_ups, read_risk, read_tier, risk_history, segments, tier_history,
+    Duplicate, DuplicateKeys, FollowUpItem, FollowUpQuery, LabelCount, RiskRow, SegmentCount,
+    SegmentQuery, Segments, TierRow,
 };
 pub use list::{
     list_customers, search_terms, BadCursor, Cursor, CursorKey, ListItem, ListPage, ListQuery,

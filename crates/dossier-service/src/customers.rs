@@ -9,8 +9,9 @@ use dossier_domain::{
     decide, evolve, Command, Contact, Customer, CustomerKind, Email, Field, Importance, PersonName,
     Phone, Text,
 };
+use dossier_events::open_event;
 use dossier_events::{customer_json, split_file, SYSTEM_STREAM};
-use dossier_projections::{domain_event, CurrentRow};
+use dossier_projections::CurrentRow;
 use dossier_store::{ExpectedVersion, Principal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -144,6 +145,23 @@ fn detail_object(nullable: bool) -> utoipa::openapi::Object {
         o = o.property(f.as_str(), value);
     }
     o.build()
+}
+
+/// Decodes one of a customer's stored events (opening its sealed values
+/// with `key`); an event that cannot be decoded is a fault of the log.
+pub(crate) fn domain_event(
+    e: &dossier_store::StoredEvent,
+    key: Option<&dossier_seal::DataKey>,
+) -> Result<(dossier_domain::Event, bool)> {
+    let r = &e.record;
+    open_event(
+        r.stream_id,
+        &r.event_type,
+        r.schema_version,
+        &r.payload,
+        key,
+    )
+    .map_err(|err| ServiceError::Internal(format!("event seq {} cannot be read: {err}", r.seq)))
 }
 
 /// How a registration ended under its identifier locks.
@@ -351,10 +369,10 @@ impl Service {
             credit_code: text(Field::CreditCode),
             national_id: text(Field::NationalId),
         };
-        let ids: Vec<dossier_projections::IdentifierTag> = keys
+        let ids: Vec<dossier_store::IdentifierTag> = keys
             .identifiers()
             .into_iter()
-            .map(|(field, value)| dossier_projections::IdentifierTag {
+            .map(|(field, value)| dossier_store::IdentifierTag {
                 field,
                 tag: self.keyring.blind_index(field, &value),
             })
@@ -387,7 +405,7 @@ impl Service {
                     return Err(ServiceError::Duplicate(found));
                 }
             }
-            dossier_projections::claim_identifiers(&self.store, id, &ids).await?;
+            self.store.claim_identifiers(id, &ids).await?;
             self.append(caller, id, kind, ExpectedVersion::NoStream, &events, &meta)
                 .await
                 .map(Registered::Appended)

@@ -354,7 +354,7 @@ impl Service {
             .keys_for_read(&self.store, &[done.customer_id])
             .await?;
         let key = keys.get(&done.customer_id).and_then(Option::as_ref);
-        let (event, _) = dossier_projections::domain_event(last, key)?;
+        let (event, _) = crate::customers::domain_event(last, key)?;
         Ok(match event {
             Event::OrderPlaced { order_id, .. } => Some(order_id),
             Event::InvoiceIssued { invoice_id, .. } => Some(invoice_id),

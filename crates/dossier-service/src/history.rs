@@ -3,7 +3,6 @@
 use dossier_chain::{Actor, Hash, Timestamp};
 use dossier_domain::{Contact, Event};
 use dossier_events::SYSTEM_STREAM;
-use dossier_projections::domain_event;
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -11,6 +10,7 @@ use uuid::Uuid;
 use dossier_store::Principal;
 
 use crate::access::{authorize, Action};
+use crate::customers::domain_event;
 use crate::error::{invalid, Result, ServiceError};
 use crate::Service;
 
@@ -297,7 +297,10 @@ pub(crate) async fn page(
     limit: i64,
 ) -> Result<HistoryPage> {
     if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
-        return Err(invalid("limit", format!("must be 1 to {MAX_HISTORY_LIMIT}")));
+        return Err(invalid(
+            "limit",
+            format!("must be 1 to {MAX_HISTORY_LIMIT}"),
+        ));
     }
     if after_version < 0 {
         return Err(invalid("after_version", "must not be negative"));

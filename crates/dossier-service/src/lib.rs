@@ -72,12 +72,4 @@ impl Service {
             verify: Default::default(),
         }
     }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
-    }
 }

@@ -5,6 +5,7 @@
 //! the `events` table, and only through `dossier_append_batch`.
 
 mod append;
+mod claims;
 mod error;
 mod keyring;
 mod keys;
@@ -23,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
 pub use append::{AppendRequest, Appended, ExpectedVersion, IdempotencyKey, NewEvent};
+pub use claims::IdentifierTag;
 pub use error::{is_unreachable, StoreError};
 pub use keyring::Keyring;
 pub use keys::CustomerKey;
