@@ -408,3 +408,24 @@ async fn a_database_outage_is_503_with_retry_after() {
     assert_eq!(r.0, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.2["code"], "not_ready");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_and_its_page_are_served_without_a_token() {
+    let ctx = Ctx::new().await;
+    let r = ctx
+        .call(Method::GET, "/openapi.json", None, &[], None)
+        .await;
+    assert_eq!(r.0, StatusCode::OK);
+    assert_eq!(r.2, serde_json::to_value(dossier_api::openapi()).unwrap());
+    assert_eq!(r.2["openapi"], "3.1.0");
+    // The interactive page comes from the binary (vendored), not from a CDN.
+    let r = ctx.call(Method::GET, "/docs/", None, &[], None).await;
+    assert_eq!(r.0, StatusCode::OK);
+    let page = r.2.as_str().expect("an HTML page");
+    assert!(page.contains("swagger-ui"), "{page}");
+    assert!(!page.contains("https://"), "no external assets: {page}");
+    let r = ctx
+        .call(Method::GET, "/docs/swagger-ui-bundle.js", None, &[], None)
+        .await;
+    assert_eq!(r.0, StatusCode::OK);
+}
