@@ -13,7 +13,7 @@ use crate::list::{
     base_facets, name_key, search_entries, search_terms, write_search_rows, CurrentListCols,
     SearchRows, TERM_SEP,
 };
-use crate::{Projection, ProjectionError};
+use crate::{stored_json, Projection, ProjectionError};
 
 pub struct CustomerCurrent {
     store: Store,
@@ -122,11 +122,15 @@ impl Projection for CustomerCurrent {
         .fetch_all(&mut **tx)
         .await?
         {
-            let file: Value = serde_json::from_str(r.get::<&str, _>("file")).unwrap_or_default();
+            let id: Uuid = r.get("customer_id");
+            // Folding new events into a default customer would write a file
+            // that silently lost everything before them.
+            let file: serde_json::Map<String, Value> =
+                stored_json("customer_current", id, "file", r.get("file"))?;
             rows.insert(
-                r.get("customer_id"),
+                id,
                 Tracked {
-                    state: customer_from_json(&file),
+                    state: customer_from_json(&Value::Object(file)),
                     erased: r.get("erased"),
                     version: r.get("version"),
                     last_seq: r.get("last_seq"),
@@ -379,43 +383,44 @@ pub struct CurrentRow {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Reads one customer's current row.
+/// Reads one customer's current row; `Corrupt` if its file does not parse.
 pub async fn read_current(store: &Store, id: Uuid) -> Result<Option<CurrentRow>, ProjectionError> {
     let row = sqlx::query(
         "SELECT customer_id, kind, owner, archived, erased, version, last_seq, last_hash, created_at,
-                updated_at, coalesce(file, '{}') AS file
+                updated_at, file
          FROM customer_current WHERE customer_id = $1",
     )
     .bind(id)
     .fetch_optional(store.pool())
     .await?;
-    Ok(row.map(|r| {
-        let mut more = match serde_json::from_str(r.get::<&str, _>("file")) {
-            Ok(Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        let mut take = |k: &str| {
-            more.remove(k)
-                .unwrap_or_else(|| Value::Object(Default::default()))
-        };
-        let (details, contacts) = (take("details"), take("contacts"));
-        for k in ["kind", "owner", "archived"] {
-            more.remove(k);
-        }
-        CurrentRow {
-            more,
-            id: r.get("customer_id"),
-            kind: r.get("kind"),
-            details,
-            contacts,
-            owner: r.get("owner"),
-            archived: r.get("archived"),
-            erased: r.get("erased"),
-            version: r.get("version"),
-            last_seq: r.get("last_seq"),
-            last_hash: hex::encode(r.get::<Vec<u8>, _>("last_hash")),
-            created_at: r.get("created_at"),
-            updated_at: r.get("updated_at"),
-        }
+    let Some(r) = row else { return Ok(None) };
+    let mut more: serde_json::Map<String, Value> = match r.get::<Option<&str>, _>("file") {
+        Some(text) => stored_json("customer_current", id, "file", text)?,
+        // Written before migration 0004 and not projected since: empty
+        // until the projector reaches its events (see migration 0009).
+        None => serde_json::Map::new(),
+    };
+    let mut take = |k: &str| {
+        more.remove(k)
+            .unwrap_or_else(|| Value::Object(Default::default()))
+    };
+    let (details, contacts) = (take("details"), take("contacts"));
+    for k in ["kind", "owner", "archived"] {
+        more.remove(k);
+    }
+    Ok(Some(CurrentRow {
+        more,
+        id: r.get("customer_id"),
+        kind: r.get("kind"),
+        details,
+        contacts,
+        owner: r.get("owner"),
+        archived: r.get("archived"),
+        erased: r.get("erased"),
+        version: r.get("version"),
+        last_seq: r.get("last_seq"),
+        last_hash: hex::encode(r.get::<Vec<u8>, _>("last_hash")),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
     }))
 }
