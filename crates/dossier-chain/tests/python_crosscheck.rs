@@ -1,6 +1,7 @@
 //! Cross-checks the independent Python verifier (ops/verify_chain.py) against
 //! this crate: on the committed vectors and on random (mutated) chains, both
-//! must reach the same verdict. Skipped, with a note, where python3 is missing.
+//! must reach the same verdict. They need python3 on PATH and fail without it:
+//! a missing interpreter must not pass for agreement.
 
 mod common;
 
@@ -12,15 +13,20 @@ use common::{
 };
 use proptest::test_runner::{Config, TestRunner};
 
-fn python_available() -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("note: python3 not found; skipping the ops/verify_chain.py cross-check");
+/// Panics, saying why, unless `python3` runs.
+fn require_python3() {
+    match Command::new("python3").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "`python3 --version` exited with {}: the ops/verify_chain.py cross-check needs python3 \
+             (stderr: {})",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!(
+            "cannot run python3 ({e}): the ops/verify_chain.py cross-check needs python3 on PATH"
+        ),
     }
-    ok
 }
 
 fn run_verifier(file: &std::path::Path, expect_head: Option<&str>) -> Output {
@@ -60,9 +66,7 @@ fn verdict(out: &Output) -> Result<(i64, String), (i64, String)> {
 
 #[test]
 fn python_verifies_the_committed_chain() {
-    if !python_available() {
-        return;
-    }
+    require_python3();
     let path = vectors_dir().join("chain.jsonl");
     let head = verify(&read_jsonl(&path), None).unwrap();
     let expect = format!("{}:{}", head.head_seq, head.head_hash);
@@ -72,9 +76,7 @@ fn python_verifies_the_committed_chain() {
 
 #[test]
 fn python_rejects_each_tampered_file_like_rust() {
-    if !python_available() {
-        return;
-    }
+    require_python3();
     let text = std::fs::read_to_string(vectors_dir().join("tampered/expected.json")).unwrap();
     let expected: Vec<Expected> = serde_json::from_str(&text).unwrap();
     for exp in expected {
@@ -86,9 +88,7 @@ fn python_rejects_each_tampered_file_like_rust() {
 
 #[test]
 fn python_unit_tests_pass() {
-    if !python_available() {
-        return;
-    }
+    require_python3();
     let out = Command::new("python3")
         .args(["-m", "unittest", "-q", "ops/test_verify_chain.py"])
         .current_dir(repo_root())
@@ -103,9 +103,7 @@ fn python_unit_tests_pass() {
 
 #[test]
 fn python_and_rust_agree_on_random_chains() {
-    if !python_available() {
-        return;
-    }
+    require_python3();
     let dir = std::env::temp_dir().join(format!("dossier-chain-crosscheck-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("export.jsonl");

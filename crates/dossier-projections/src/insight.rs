@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::current::domain_event;
 use crate::list::{clear_columns, write_list_parts, Keeper, ListPart};
-use crate::{Projection, ProjectionError};
+use crate::{stored_json, Projection, ProjectionError};
 
 /// Which read model a projector keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -428,12 +428,7 @@ impl Insight {
         .await?
         {
             let id: Uuid = r.get("customer_id");
-            let facts: Facts = serde_json::from_str(r.get::<&str, _>("facts")).map_err(|e| {
-                ProjectionError::BadEvent {
-                    seq: 0,
-                    reason: format!("stored facts of {id} do not parse: {e}"),
-                }
-            })?;
+            let facts: Facts = stored_json("insight_facts", id, "facts", r.get("facts"))?;
             let slot = match outputs.remove(&id) {
                 Some((output, rules_version, evaluated_on)) => {
                     Slot::stored(output, rules_version, evaluated_on)
@@ -466,16 +461,12 @@ impl Insight {
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, Stored>, ProjectionError> {
         let mut out = HashMap::new();
-        let bad = |e: String| ProjectionError::BadEvent {
-            seq: 0,
-            reason: format!("stored read model does not parse: {e}"),
-        };
         match self.aspect {
             Aspect::Tier => {
                 for r in sqlx::query("SELECT customer_id, state, rules_version, evaluated_on FROM customer_tier WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
-                    let t: Tier = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
+                    let t: Tier = stored_json("customer_tier", r.get("customer_id"), "state", r.get("state"))?;
                     out.insert(r.get("customer_id"), (Output::Tier(t), r.get("rules_version"), r.get("evaluated_on")));
                 }
             }
@@ -483,7 +474,7 @@ impl Insight {
                 for r in sqlx::query("SELECT customer_id, state, rules_version, evaluated_on FROM customer_risk WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
-                    let t: Risk = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
+                    let t: Risk = stored_json("customer_risk", r.get("customer_id"), "state", r.get("state"))?;
                     out.insert(r.get("customer_id"), (Output::Risk(t), r.get("rules_version"), r.get("evaluated_on")));
                 }
             }
@@ -491,7 +482,7 @@ impl Insight {
                 for r in sqlx::query("SELECT customer_id, state, rules_version, evaluated_on FROM follow_up_state WHERE customer_id = ANY($1)")
                     .bind(ids).fetch_all(&mut **tx).await?
                 {
-                    let v: (Vec<FollowUp>, Option<String>) = serde_json::from_str(r.get::<&str, _>("state")).map_err(|e| bad(e.to_string()))?;
+                    let v: (Vec<FollowUp>, Option<String>) = stored_json("follow_up_state", r.get("customer_id"), "state", r.get("state"))?;
                     out.insert(r.get("customer_id"), (Output::FollowUps(v.0, v.1), r.get("rules_version"), r.get("evaluated_on")));
                 }
             }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use dossier_store::{IdentifierTag, Store};
 
-use crate::ProjectionError;
+use crate::{stored_json, ProjectionError};
 
 /// A customer's classification with its provenance.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -46,30 +46,40 @@ pub async fn read_tier(store: &Store, id: Uuid) -> Result<Option<TierRow>, Proje
     .bind(id)
     .fetch_optional(store.pool())
     .await?;
-    Ok(r.map(|r| tier_row(&r)))
+    r.map(|r| tier_row(&r, "customer_tier", id)).transpose()
 }
 
-fn tier_row(r: &sqlx::postgres::PgRow) -> TierRow {
-    TierRow {
+/// A row of `table` (customer_tier or its history) of customer `id`.
+fn tier_row(
+    r: &sqlx::postgres::PgRow,
+    table: &'static str,
+    id: Uuid,
+) -> Result<TierRow, ProjectionError> {
+    Ok(TierRow {
         value_tier: r.get("value_tier"),
         importance: r.get("importance"),
         importance_source: r.get("importance_source"),
         lifecycle: r.get("lifecycle"),
-        inputs: serde_json::from_str(r.get::<&str, _>("inputs")).unwrap_or_default(),
+        inputs: stored_json(table, id, "inputs", r.get("inputs"))?,
         rules_version: r.get("rules_version"),
         evaluated_on: r.get("evaluated_on"),
         seq: r.get("seq"),
-    }
+    })
 }
 
-fn risk_row(r: &sqlx::postgres::PgRow) -> RiskRow {
-    RiskRow {
+/// A row of `table` (customer_risk or its history) of customer `id`.
+fn risk_row(
+    r: &sqlx::postgres::PgRow,
+    table: &'static str,
+    id: Uuid,
+) -> Result<RiskRow, ProjectionError> {
+    Ok(RiskRow {
         level: r.get("level"),
-        reasons: serde_json::from_str(r.get::<&str, _>("reasons")).unwrap_or_default(),
+        reasons: stored_json(table, id, "reasons", r.get("reasons"))?,
         rules_version: r.get("rules_version"),
         evaluated_on: r.get("evaluated_on"),
         seq: r.get("seq"),
-    }
+    })
 }
 
 /// Every change of classification, oldest first.
@@ -82,7 +92,9 @@ pub async fn tier_history(store: &Store, id: Uuid) -> Result<Vec<TierRow>, Proje
     .bind(id)
     .fetch_all(store.pool())
     .await?;
-    Ok(rows.iter().map(tier_row).collect())
+    rows.iter()
+        .map(|r| tier_row(r, "customer_tier_history", id))
+        .collect()
 }
 
 pub async fn read_risk(store: &Store, id: Uuid) -> Result<Option<RiskRow>, ProjectionError> {
@@ -93,7 +105,7 @@ pub async fn read_risk(store: &Store, id: Uuid) -> Result<Option<RiskRow>, Proje
     .bind(id)
     .fetch_optional(store.pool())
     .await?;
-    Ok(r.map(|r| risk_row(&r)))
+    r.map(|r| risk_row(&r, "customer_risk", id)).transpose()
 }
 
 /// Every change of risk level or signals, oldest first.
@@ -105,7 +117,9 @@ pub async fn risk_history(store: &Store, id: Uuid) -> Result<Vec<RiskRow>, Proje
     .bind(id)
     .fetch_all(store.pool())
     .await?;
-    Ok(rows.iter().map(risk_row).collect())
+    rows.iter()
+        .map(|r| risk_row(r, "customer_risk_history", id))
+        .collect()
 }
 
 /// Whose follow-ups to list.

@@ -16,6 +16,7 @@ use chrono::Utc;
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgConnection, Postgres, Transaction};
+use uuid::Uuid;
 
 pub use current::{read_current, CurrentRow, CustomerCurrent};
 use dossier_store::{Keyring, Store, StoreError, StoredEvent};
@@ -48,6 +49,29 @@ pub enum ProjectionError {
     /// worker task failed, or a table has something it cannot copy.
     #[error("the rebuild failed: {0}")]
     Rebuild(String),
+    /// A read-model row cannot be read back (a stored document that does not
+    /// parse, or is not the shape the projector writes). Never answered as
+    /// empty data; rebuilding the projection from the log replaces the row.
+    #[error("the {table} row of customer {customer_id} is corrupt: {detail}")]
+    Corrupt {
+        table: &'static str,
+        customer_id: Uuid,
+        detail: String,
+    },
+}
+
+/// The JSON document in column `column` of a read-model row, or `Corrupt`.
+pub(crate) fn stored_json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    customer_id: Uuid,
+    column: &str,
+    text: &str,
+) -> Result<T, ProjectionError> {
+    serde_json::from_str(text).map_err(|e| ProjectionError::Corrupt {
+        table,
+        customer_id,
+        detail: format!("{column} does not parse: {e}"),
+    })
 }
 
 /// A read model fed by the log.

@@ -579,7 +579,7 @@ impl Batch {
 }
 
 struct StoredIdempotency {
-    request_hash: Vec<u8>,
+    request_hash: [u8; 32],
     appended: Appended,
 }
 
@@ -615,7 +615,15 @@ async fn load_idempotency(
         out.insert(
             row.get("key"),
             StoredIdempotency {
-                request_hash: row.get("request_hash"),
+                // A damaged digest would answer "different request" to a retry.
+                request_hash: row
+                    .get::<&[u8], _>("request_hash")
+                    .try_into()
+                    .map_err(|_| {
+                        StoreError::Corrupt(
+                            "an idempotency key's request_hash is not 32 bytes".into(),
+                        )
+                    })?,
                 appended: Appended {
                     stream_id: row.get("stream_id"),
                     first_seq: row.get("first_seq"),
@@ -638,13 +646,7 @@ pub(crate) async fn find_idempotency(
     key: &str,
 ) -> Result<Option<([u8; 32], Appended)>, StoreError> {
     let mut found = load_idempotency(pool, vec![key.to_owned()]).await?;
-    Ok(found.remove(key).map(|s| {
-        let mut h = [0u8; 32];
-        if s.request_hash.len() == 32 {
-            h.copy_from_slice(&s.request_hash);
-        }
-        (h, s.appended)
-    }))
+    Ok(found.remove(key).map(|s| (s.request_hash, s.appended)))
 }
 
 async fn load_streams(

@@ -309,3 +309,28 @@ async fn find_idempotency_returns_the_stored_result() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_stored_request_digest_is_an_error_not_a_different_request() -> anyhow::Result<()>
+{
+    let db = TestDb::new().await?;
+    let store = db.store().await?;
+    let s = Uuid::now_v7();
+    store
+        .append(idem_req(s, ExpectedVersion::NoStream, events(1), "k1", H1))
+        .await?;
+    let owner = db.owner_pool().await?;
+    sqlx::query("UPDATE idempotency_keys SET request_hash = '\\x0102' WHERE key = 'k1'")
+        .execute(&owner)
+        .await?;
+
+    // A process that has not seen the key reads it back from the table.
+    let restarted = db.store().await?;
+    let retry = restarted
+        .append(idem_req(s, ExpectedVersion::Exact(1), events(1), "k1", H1))
+        .await;
+    assert!(matches!(retry, Err(StoreError::Corrupt(_))), "{retry:?}");
+    let found = restarted.find_idempotency("k1").await;
+    assert!(matches!(found, Err(StoreError::Corrupt(_))), "{found:?}");
+    Ok(())
+}

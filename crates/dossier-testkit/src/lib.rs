@@ -52,6 +52,29 @@ fn with_database(url: &str, db: &str) -> Result<PgConnectOptions> {
     Ok(url.parse::<PgConnectOptions>()?.database(db))
 }
 
+/// `url` naming database `db`; user, password, host, port and parameters are
+/// kept as written.
+fn url_for_database(url: &str, db: &str) -> Result<String> {
+    let mut url = url::Url::parse(url).context("not a valid postgres URL")?;
+    url.set_path(db);
+    // A `dbname` parameter overrides the path (sqlx reads parameters last).
+    if url.query_pairs().any(|(k, _)| k == "dbname") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "dbname" {
+                    db.into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    Ok(url.into())
+}
+
 fn template_name() -> String {
     let mut h = Sha256::new();
     for (version, sql) in dossier_store::MIGRATIONS {
@@ -133,20 +156,11 @@ impl TestDb {
         Ok(TestDb { name, admin_url })
     }
 
-    /// Connection URL of this test's database (as the owner).
+    /// Connection URL of this test's database (as the owner): the server's URL
+    /// with only the database changed, so a password or parameters in
+    /// `DATABASE_URL` are kept.
     pub fn url(&self) -> String {
-        let opts = with_database(&self.admin_url, &self.name).expect("valid url");
-        let mut url = format!(
-            "postgres://{}@{}:{}/{}",
-            opts.get_username(),
-            opts.get_host(),
-            opts.get_port(),
-            self.name
-        );
-        if self.admin_url.contains('?') {
-            url.push_str(&self.admin_url[self.admin_url.find('?').unwrap_or(0)..]);
-        }
-        url
+        url_for_database(&self.admin_url, &self.name).expect("the admin URL parsed before")
     }
 
     /// A pool connected as the database owner (bypasses the app role).
@@ -186,5 +200,53 @@ impl Drop for TestDb {
             })
         })
         .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_for_database;
+
+    #[test]
+    fn url_keeps_password_and_parameters() {
+        assert_eq!(
+            url_for_database(
+                "postgres://app:s%40cret@db.example:6543/postgres?sslmode=require&application_name=ci",
+                "dossier_test_1"
+            )
+            .unwrap(),
+            "postgres://app:s%40cret@db.example:6543/dossier_test_1?sslmode=require&application_name=ci"
+        );
+    }
+
+    #[test]
+    fn url_without_database_or_port_gets_one() {
+        assert_eq!(
+            url_for_database("postgres://postgres:pw@127.0.0.1", "t").unwrap(),
+            "postgres://postgres:pw@127.0.0.1/t"
+        );
+    }
+
+    #[test]
+    fn url_dbname_parameter_names_the_test_database() {
+        assert_eq!(
+            url_for_database(
+                "postgres:///postgres?host=/run/postgresql&dbname=postgres",
+                "t"
+            )
+            .unwrap(),
+            "postgres:///t?host=%2Frun%2Fpostgresql&dbname=t"
+        );
+    }
+
+    #[test]
+    fn url_parses_back_to_the_same_server() {
+        let url = url_for_database("postgres://u:p@h:1/postgres?sslmode=disable", "t").unwrap();
+        let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+        assert_eq!(
+            (opts.get_username(), opts.get_host(), opts.get_port()),
+            ("u", "h", 1)
+        );
+        assert_eq!(opts.get_database(), Some("t"));
     }
 }
