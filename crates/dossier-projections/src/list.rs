@@ -219,8 +219,13 @@ impl Cursor {
         if c.sort != sort.as_string() || !key_fits {
             return Err(BadCursor);
         }
-        if let CursorKey::Micros(m) = c.key {
-            DateTime::<Utc>::from_timestamp_micros(m).ok_or(BadCursor)?;
+        match &c.key {
+            CursorKey::Micros(m) => {
+                DateTime::<Utc>::from_timestamp_micros(*m).ok_or(BadCursor)?;
+            }
+            // PostgreSQL text cannot hold NUL: such a key was never issued.
+            CursorKey::Text(t) if t.contains('\0') => return Err(BadCursor),
+            CursorKey::Text(_) => {}
         }
         Ok(c)
     }
