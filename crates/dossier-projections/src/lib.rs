@@ -98,14 +98,9 @@ pub const NAMES: &[&str] = &[
     "follow_ups",
 ];
 
+/// The leadership lock of a projection: FNV-1a of its name.
 fn lock_key(name: &str) -> i64 {
-    // Stable across processes and builds: FNV-1a of the name.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
+    dossier_store::advisory_key(name.bytes())
 }
 
 #[derive(Clone, Debug, Serialize)]

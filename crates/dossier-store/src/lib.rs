@@ -28,7 +28,7 @@ pub use claims::IdentifierTag;
 pub use error::{is_unreachable, StoreError};
 pub use keyring::Keyring;
 pub use keys::CustomerKey;
-pub use locks::NameLocks;
+pub use locks::{advisory_key, NameLocks};
 pub use migrate::{migrate, MIGRATIONS};
 pub use principals::{Principal, Role};
 pub use read::{LogHead, RawEvent, StoredEvent};

@@ -17,15 +17,22 @@ pub struct NameLocks {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
-/// The advisory lock key of a name: 64-bit FNV-1a of scope, NUL, name. A
-/// collision only makes two unrelated names wait for each other.
-fn lock_key(scope: &str, name: &[u8]) -> i64 {
+/// 64-bit FNV-1a of `bytes`: the advisory lock keys of names. Stable across
+/// processes, builds and versions (a changed key would let an old and a new
+/// process hold "the same" lock at once during an upgrade).
+pub fn advisory_key(bytes: impl IntoIterator<Item = u8>) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in scope.bytes().chain([0]).chain(name.iter().copied()) {
+    for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h as i64
+}
+
+/// The advisory lock key of a name: FNV-1a of scope, NUL, name. A
+/// collision only makes two unrelated names wait for each other.
+fn lock_key(scope: &str, name: &[u8]) -> i64 {
+    advisory_key(scope.bytes().chain([0]).chain(name.iter().copied()))
 }
 
 /// How many lock holders a pool of `max_connections` allows at once: they
@@ -88,5 +95,8 @@ mod tests {
         assert_eq!(lock_key("dup", b"a"), lock_key("dup", b"a"));
         assert_ne!(lock_key("dup", b"a"), lock_key("dup", b"b"));
         assert_ne!(lock_key("dupa", b""), lock_key("dup", b"a"));
+        // Pinned to the published FNV-1a 64 value of "a": keys never change
+        // between versions.
+        assert_eq!(super::advisory_key(*b"a") as u64, 0xaf63_dc4c_8601_ec8c);
     }
 }
