@@ -54,9 +54,21 @@ impl Service {
         caller: &Principal,
         meta: &WriteMeta,
     ) -> Result<Option<WriteOutcome>> {
-        let Some((key, digest)) = &meta.idempotency else {
-            return Ok(None);
-        };
+        match &meta.idempotency {
+            None => Ok(None),
+            Some((key, digest)) => self.replayed(caller, key, digest).await,
+        }
+    }
+
+    /// The outcome an earlier request of `caller` with this Idempotency-Key
+    /// and request digest got (`replayed: true`), `None` if there was none;
+    /// `IdempotencyMismatch` if the key came with a different request.
+    pub async fn replayed(
+        &self,
+        caller: &Principal,
+        key: &str,
+        digest: &[u8; 32],
+    ) -> Result<Option<WriteOutcome>> {
         match self
             .store
             .find_idempotency(&scoped_key(caller, key))

@@ -286,14 +286,6 @@ fn idempotency_key(external_id: &str) -> String {
     format!("import/{external_id}")
 }
 
-/// The stored form of a key: keys are scoped per principal by the service
-/// (see ARCHITECTURE.md, "Idempotency keys are scoped per principal"). The
-/// same rule as the service's own `scoped_key`, which it does not export: the
-/// import asks the store whether a row went in without writing it.
-fn scoped_key(p: &Principal, key: &str) -> String {
-    format!("{}:{key}", p.id)
-}
-
 fn digest(c: &Customer) -> [u8; 32] {
     let body = serde_json::to_vec(c).expect("a row serialises");
     dossier_service::request_digest("IMPORT", "/v1/customers", &body)
@@ -320,7 +312,6 @@ fn row_error(r: &Row, column: impl Into<String>, reason: impl Into<String>) -> R
 const ATTEMPTS: u32 = 4;
 
 async fn import_row(
-    store: &Store,
     service: &Service,
     principal: &Principal,
     file_name: &str,
@@ -333,9 +324,9 @@ async fn import_row(
     if let Some((field, earlier)) = in_file {
         // A repeat of an earlier row; unless this very row went in before
         // (e.g. with --force-duplicates), it is a duplicate.
-        return match store.find_idempotency(&scoped_key(principal, &key)).await {
-            Ok(Some((stored, _))) if stored == hash => Outcome::AlreadyPresent,
-            Ok(Some(_)) => Outcome::Failed(mismatch(r)),
+        return match service.replayed(principal, &key, &hash).await {
+            Ok(Some(_)) => Outcome::AlreadyPresent,
+            Err(ServiceError::IdempotencyMismatch) => Outcome::Failed(mismatch(r)),
             Ok(None) => Outcome::Failed(row_error(
                 r,
                 field.as_str(),
@@ -527,12 +518,8 @@ pub async fn run(store: &Store, keyring: &Keyring, opts: &Options) -> Result<Exi
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let mut workers = JoinSet::new();
     for _ in 0..opts.concurrency.max(1) {
-        let (store, service, principal, file_name) = (
-            store.clone(),
-            service.clone(),
-            principal.clone(),
-            file_name.clone(),
-        );
+        let (service, principal, file_name) =
+            (service.clone(), principal.clone(), file_name.clone());
         let (queue, in_file, outcomes, done) = (
             queue.clone(),
             in_file.clone(),
@@ -545,7 +532,6 @@ pub async fn run(store: &Store, keyring: &Keyring, opts: &Options) -> Result<Exi
                 let next = queue.lock().map(|mut q| q.pop()).ok().flatten();
                 let Some(r) = next else { break };
                 let o = import_row(
-                    &store,
                     &service,
                     &principal,
                     &file_name,
