@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
+use dossier_domain::{CustomerKind, Importance};
+use dossier_insights::{Lifecycle, RiskLevel, Signal, ValueTier};
 use dossier_store::Store;
 
 use crate::ProjectionError;
@@ -231,22 +233,22 @@ impl Cursor {
     }
 }
 
-/// A typed list query. Strings are matched exactly; `archived` selects
+/// A typed list query: closed vocabularies are their enums, free strings
+/// (owner, region, industry, tags) are matched exactly; `archived` selects
 /// archived (true) or live (false) customers.
 #[derive(Clone, Debug)]
 pub struct ListQuery {
-    pub kind: Option<String>,
+    pub kind: Option<CustomerKind>,
     pub owner: Option<String>,
     pub region: Option<String>,
     pub industry: Option<String>,
-    /// Value tier A, B or C.
-    pub tier: Option<String>,
-    pub importance: Option<String>,
-    pub lifecycle: Option<String>,
+    pub tier: Option<ValueTier>,
+    pub importance: Option<Importance>,
+    pub lifecycle: Option<Lifecycle>,
     /// Risk levels accepted (any of them).
-    pub risk: Vec<String>,
-    /// Active risk signal, e.g. `overdue_receivables`.
-    pub signal: Option<String>,
+    pub risk: Vec<RiskLevel>,
+    /// An active risk signal.
+    pub signal: Option<Signal>,
     /// Tags the customer must all carry.
     pub tags: Vec<String>,
     pub archived: bool,
@@ -616,11 +618,11 @@ impl Filters {
     fn of(q: &ListQuery) -> Filters {
         let mut all = Vec::new();
         for (facet, v) in [
-            ("kind", &q.kind),
-            ("industry", &q.industry),
-            ("importance", &q.importance),
-            ("lifecycle", &q.lifecycle),
-            ("signal", &q.signal),
+            ("kind", q.kind.map(CustomerKind::as_str)),
+            ("industry", q.industry.as_deref()),
+            ("importance", q.importance.map(Importance::as_str)),
+            ("lifecycle", q.lifecycle.map(Lifecycle::as_str)),
+            ("signal", q.signal.map(Signal::as_str)),
         ] {
             if let Some(v) = v {
                 all.push(format!("{facet}:{v}"));
@@ -630,10 +632,14 @@ impl Filters {
         Filters {
             archived: q.archived,
             owner: q.owner.clone(),
-            tier: q.tier.clone(),
+            tier: q.tier.map(|t| t.as_str().to_owned()),
             region: q.region.clone(),
             all,
-            any: q.risk.iter().map(|r| format!("risk:{r}")).collect(),
+            any: q
+                .risk
+                .iter()
+                .map(|r| format!("risk:{}", r.as_str()))
+                .collect(),
         }
     }
 

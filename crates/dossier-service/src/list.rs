@@ -94,17 +94,22 @@ fn comma_list(raw: &Option<String>) -> Vec<String> {
 
 impl ListInput {
     pub fn validate(&self) -> Result<ListQuery> {
-        if let Some(k) = &self.kind {
-            CustomerKind::parse(k).ok_or_else(|| invalid("kind", "must be person or company"))?;
-        }
-        if let Some(i) = &self.importance {
-            Importance::parse(i).ok_or_else(|| {
+        let kind = match &self.kind {
+            None => None,
+            Some(k) => Some(
+                CustomerKind::parse(k)
+                    .ok_or_else(|| invalid("kind", "must be person or company"))?,
+            ),
+        };
+        let importance = match &self.importance {
+            None => None,
+            Some(i) => Some(Importance::parse(i).ok_or_else(|| {
                 invalid(
                     "importance",
                     format!("must be one of {}", Importance::names()),
                 )
-            })?;
-        }
+            })?),
+        };
         let sort = match &self.sort {
             None => Sort::default(),
             Some(s) => Sort::parse(s).ok_or_else(|| {
@@ -134,11 +139,9 @@ impl ListInput {
         let risk = comma_list(&self.risk)
             .iter()
             .map(|r| {
-                RiskLevel::parse(r)
-                    .map(|l| l.as_str().to_owned())
-                    .ok_or_else(|| {
-                        invalid("risk", format!("must be one of {}", RiskLevel::names()))
-                    })
+                RiskLevel::parse(r).ok_or_else(|| {
+                    invalid("risk", format!("must be one of {}", RiskLevel::names()))
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let tags = comma_list(&self.tag);
@@ -155,15 +158,15 @@ impl ListInput {
             }
         }
         Ok(ListQuery {
-            kind: self.kind.clone(),
+            kind,
             owner: self.owner.clone(),
             region: self.region.clone(),
             industry: self.industry.clone(),
-            tier: self.tier.map(|t| t.as_str().to_owned()),
-            importance: self.importance.clone(),
-            lifecycle: self.lifecycle.map(|l| l.as_str().to_owned()),
+            tier: self.tier,
+            importance,
+            lifecycle: self.lifecycle,
             risk,
-            signal: self.signal.map(|s| s.as_str().to_owned()),
+            signal: self.signal,
             tags,
             archived: self.archived.unwrap_or(false),
             search,
