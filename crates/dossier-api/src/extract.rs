@@ -224,9 +224,24 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Pro
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct WithMeta<T> {
-    /// Why the change is made: 1 to 500 characters (required on PATCH).
+    /// Why the change is made: 1 to 500 characters.
     #[schema(min_length = 1, max_length = 500)]
     pub reason: Option<String>,
+    /// When the fact became true (RFC 3339); default: when it is recorded.
+    #[schema(format = DateTime)]
+    pub effective_at: Option<String>,
+    #[serde(flatten)]
+    pub input: T,
+}
+
+/// The body of a write that must say why (a change, a merge): [`WithMeta`]
+/// with `reason` required.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WithReason<T> {
+    /// Why the change is made: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
     /// When the fact became true (RFC 3339); default: when it is recorded.
     #[schema(format = DateTime)]
     pub effective_at: Option<String>,

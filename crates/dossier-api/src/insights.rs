@@ -238,7 +238,7 @@ fn is_text(headers: &HeaderMap) -> bool {
     put,
     path = "/v1/rules",
     tag = "insights",
-    request_body(content(("text/plain"), ("application/toml")), description = "The rules file, UTF-8 TOML"),
+    request_body(content((String = "text/plain"), (String = "application/toml")), description = "The rules file, UTF-8 TOML"),
     responses(
         (status = 201, description = "Adopted", body = Adopted),
         (status = 200, description = "Already in force", body = Adopted),
