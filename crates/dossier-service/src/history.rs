@@ -10,7 +10,7 @@ use uuid::Uuid;
 use dossier_store::Principal;
 
 use crate::access::{authorize, Action};
-use crate::error::{Result, ServiceError};
+use crate::error::{invalid, Result, ServiceError};
 use crate::Service;
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -343,6 +343,12 @@ impl Service {
         limit: i64,
     ) -> Result<HistoryPage> {
         authorize(caller, Action::ReadHistory)?;
+        if !(1..=500).contains(&limit) {
+            return Err(invalid("limit", "must be 1 to 500"));
+        }
+        if after_version < 0 {
+            return Err(invalid("after_version", "must not be negative"));
+        }
         page(self, id, after_version, limit).await
     }
 }
