@@ -178,7 +178,7 @@ async fn read(
     patch,
     path = "/v1/customers/{id}",
     tag = "customers",
-    request_body = crate::extract::WithMeta<ChangeInput>,
+    request_body = crate::extract::WithReason<ChangeInput>,
     params(crate::openapi::CustomerIdParam, crate::openapi::IfMatchHeader, crate::openapi::IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Changed (or nothing to change: `events` 0)", body = Written, headers(

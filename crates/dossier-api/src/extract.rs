@@ -146,6 +146,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     }
 }
 
+/// Refuses a query parameter longer than the document's `maxLength` (in
+/// characters, as JSON Schema counts them).
+pub fn bounded(field: &str, value: &Option<String>, max: usize) -> Result<(), Problem> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(Problem::invalid(
+            field,
+            format!("{field}: must be at most {max} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// True when the request declares a JSON body (`application/json` or a
 /// `+json` type, any parameters).
 fn is_json(headers: &HeaderMap) -> bool {
@@ -179,6 +191,24 @@ fn no_nul(v: &Value, at: &str) -> Result<(), Problem> {
     }
 }
 
+/// Writes numbers like `5.0` as the integers they are: JSON Schema (and the
+/// document) calls them integers, serde's integer types would refuse them.
+fn integral_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                // Only where the float is exact, so no value changes.
+                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                    *v = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
 fn join(at: &str, key: &str) -> String {
     if at.is_empty() {
         key.to_owned()
@@ -199,8 +229,9 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
             "send the body as application/json",
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(Problem::malformed)?;
+    let mut value: Value = serde_json::from_slice(body).map_err(Problem::malformed)?;
     no_nul(&value, "")?;
+    integral_numbers(&mut value);
     serde_json::from_value(value).map_err(Problem::malformed)
 }
 
@@ -224,9 +255,24 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Pro
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct WithMeta<T> {
-    /// Why the change is made: 1 to 500 characters (required on PATCH).
+    /// Why the change is made: 1 to 500 characters.
     #[schema(min_length = 1, max_length = 500)]
     pub reason: Option<String>,
+    /// When the fact became true (RFC 3339); default: when it is recorded.
+    #[schema(format = DateTime)]
+    pub effective_at: Option<String>,
+    #[serde(flatten)]
+    pub input: T,
+}
+
+/// The body of a write that must say why (a change, a merge): [`WithMeta`]
+/// with `reason` required.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WithReason<T> {
+    /// Why the change is made: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
     /// When the fact became true (RFC 3339); default: when it is recorded.
     #[schema(format = DateTime)]
     pub effective_at: Option<String>,

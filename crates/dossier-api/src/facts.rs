@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::customers::{written, written_with};
-use crate::extract::{Caller, CustomerAnd, CustomerId, WithMeta, Write};
+use crate::extract::{Caller, CustomerAnd, CustomerId, WithMeta, WithReason, Write};
 use crate::problem::{Problem, ProblemDoc};
 use crate::AppState;
 
@@ -190,7 +190,7 @@ pub struct MergeInput {
     post,
     path = "/v1/customers/{id}/merge",
     tag = "facts",
-    request_body = WithMeta<MergeInput>,
+    request_body = WithReason<MergeInput>,
     params(crate::openapi::CustomerIdParam, crate::openapi::IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Merged (or already merged)", body = crate::customers::Written),

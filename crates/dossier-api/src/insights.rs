@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{parse_json, Caller, CustomerId, Params};
+use crate::extract::{bounded, parse_json, Caller, CustomerId, Params};
 use crate::problem::{Code, Problem, ProblemDoc};
 use crate::AppState;
 
@@ -145,6 +145,8 @@ async fn follow_ups(
     Caller(caller): Caller,
     Params(p): Params<FollowUpParams>,
 ) -> Result<Response, Problem> {
+    bounded("owner", &p.owner, 1000)?;
+    bounded("kind", &p.kind, 50)?;
     let input = FollowUpInput {
         owners: p
             .owner
@@ -188,6 +190,9 @@ async fn segments(
     Caller(caller): Caller,
     Params(p): Params<SegmentParams>,
 ) -> Result<Response, Problem> {
+    bounded("owner", &p.owner, 100)?;
+    bounded("region", &p.region, 100)?;
+    bounded("industry", &p.industry, 100)?;
     let q = SegmentQuery {
         owner: p.owner,
         region: p.region,
@@ -238,7 +243,7 @@ fn is_text(headers: &HeaderMap) -> bool {
     put,
     path = "/v1/rules",
     tag = "insights",
-    request_body(content(("text/plain"), ("application/toml")), description = "The rules file, UTF-8 TOML"),
+    request_body(content((String = "text/plain"), (String = "application/toml")), description = "The rules file, UTF-8 TOML"),
     responses(
         (status = 201, description = "Adopted", body = Adopted),
         (status = 200, description = "Already in force", body = Adopted),
@@ -304,10 +309,11 @@ async fn evaluate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    // No body and a JSON `null` both mean "today", as the document says.
     let b: EvaluateBody = if body.is_empty() {
         EvaluateBody::default()
     } else {
-        parse_json(&headers, &body)?
+        parse_json::<Option<EvaluateBody>>(&headers, &body)?.unwrap_or_default()
     };
     let d = b.date.as_deref().map(|d| date("date", d)).transpose()?;
     let seq = state.service.evaluate(&caller, d).await?;

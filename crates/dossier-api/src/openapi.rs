@@ -2,8 +2,9 @@
 //! take and return (served at `/openapi.json`, browsable at `/docs`).
 
 use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{AdditionalProperties, Object, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 use uuid::Uuid;
 
 /// The customer id in a path: canonical form only (lowercase, hyphenated).
@@ -94,6 +95,34 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .flatten()
 }
 
+/// A write body is the operation's input with `reason` and `effective_at`
+/// beside it (`extract::Write` takes those two out first). utoipa renders the
+/// `#[serde(flatten)]` of `WithMeta`/`WithReason` as an `allOf`, where the
+/// input's `additionalProperties: false` forbids `reason` itself: merge the
+/// parts into one closed object, as the server reads it.
+fn merge_write_bodies(components: &mut Components) {
+    for (name, schema) in components.schemas.iter_mut() {
+        if !(name.starts_with("WithMeta_") || name.starts_with("WithReason_")) {
+            continue;
+        }
+        let RefOr::T(Schema::AllOf(all)) = schema else {
+            continue;
+        };
+        let mut merged = Object::default();
+        merged.schema_type = Type::Object.into();
+        for part in &all.items {
+            let RefOr::T(Schema::Object(o)) = part else {
+                return;
+            };
+            merged.description = merged.description.or_else(|| o.description.clone());
+            merged.properties.extend(o.properties.clone());
+            merged.required.extend(o.required.iter().cloned());
+        }
+        merged.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        *schema = RefOr::T(Schema::Object(merged));
+    }
+}
+
 /// Adds the problems every operation shares, the bearer scheme and the
 /// document's description.
 pub fn finish(mut doc: OpenApi) -> OpenApi {
@@ -106,6 +135,7 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
             .into(),
     );
     let components = doc.components.get_or_insert_with(Default::default);
+    merge_write_bodies(components);
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(

@@ -19,12 +19,33 @@ use crate::Service;
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyInput {
-    /// A decimal string, at most 2 decimals: `"1234.50"`.
-    #[schema(pattern = r"^-?[0-9]{1,15}(\.[0-9]{1,2})?$", example = "680000")]
+    /// A decimal string greater than zero, up to 15 digits before the point
+    /// and 4 after, no leading zeros: `"1234.50"`.
+    #[schema(
+        pattern = r"^([1-9][0-9]{0,14}(\.[0-9]{1,4})?|0\.([1-9][0-9]{0,3}|0[1-9][0-9]{0,2}|00[1-9][0-9]?|000[1-9]))$",
+        example = "680000"
+    )]
     pub amount: String,
     /// ISO 4217 code.
     #[schema(pattern = "^[A-Z]{3}$", example = "CNY")]
     pub currency: String,
+}
+
+/// A credit limit as the document shows it: [`MoneyInput`] that may be zero.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct LimitDoc {
+    /// A decimal string, zero or more, up to 15 digits before the point and
+    /// 4 after, no leading zeros: `"3000000"`.
+    #[schema(
+        pattern = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?$",
+        example = "3000000"
+    )]
+    amount: String,
+    /// ISO 4217 code.
+    #[schema(pattern = "^[A-Z]{3}$", example = "CNY")]
+    currency: String,
 }
 
 /// A fact as the caller gives it; dates are `YYYY-MM-DD` and default to today.
@@ -80,13 +101,17 @@ pub struct PaymentInput {
 #[serde(deny_unknown_fields)]
 pub struct CreditInput {
     /// AAA .. D, or null to clear.
+    #[schema(pattern = "^(AAA|AA|A|BBB|BB|B|CCC|CC|C|D)$")]
     pub rating: Option<String>,
+    /// Zero or more; null to clear.
+    #[schema(value_type = Option<LimitDoc>)]
     pub limit: Option<MoneyInput>,
 }
 
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LegalInput {
+    #[schema(pattern = "^(normal|litigation|restructuring|bankruptcy|dissolved)$")]
     pub status: String,
     #[schema(format = Date)]
     pub since: Option<String>,
@@ -95,7 +120,9 @@ pub struct LegalInput {
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InteractionInput {
+    #[schema(pattern = "^(visit|call|email|chat|other)$")]
     pub channel: String,
+    #[schema(pattern = "^(positive|neutral|negative|no_answer)$")]
     pub outcome: String,
     #[schema(format = Date)]
     pub occurred_on: Option<String>,

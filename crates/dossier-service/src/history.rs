@@ -17,9 +17,10 @@ use crate::Service;
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub field: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value (a text, an object, null when the field was unset).
+    #[schema(value_type = serde_json::Value)]
     pub before: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub after: Value,
 }
 

@@ -136,14 +136,20 @@ impl ListInput {
             .map(|c| Cursor::decode(c, sort))
             .transpose()
             .map_err(|e| invalid("cursor", e.to_string()))?;
-        let risk = comma_list(&self.risk)
+        // As the document's pattern says: no blank or padded entries.
+        let risk = self
+            .risk
             .iter()
+            .flat_map(|s| s.split(','))
             .map(|r| {
                 RiskLevel::parse(r).ok_or_else(|| {
                     invalid("risk", format!("must be one of {}", RiskLevel::names()))
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        if self.tag.as_ref().is_some_and(|t| t.chars().count() > 550) {
+            return Err(invalid("tag", "must be at most 550 characters"));
+        }
         let tags = comma_list(&self.tag);
         if tags.len() > 10 {
             return Err(invalid("tag", "at most 10 tags"));

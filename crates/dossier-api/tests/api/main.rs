@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod contract;
 mod create;
 mod errors;
 mod facts;
