@@ -99,29 +99,6 @@ async fn risk_history(
     Ok(Json(RiskHistory { items }).into_response())
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct FollowUpParams {
-    /// Comma-separated owners (a team); default: the caller.
-    #[param(max_length = 1000)]
-    owner: Option<String>,
-    /// Everyone's follow-ups (not with `owner`).
-    #[serde(default)]
-    all: bool,
-    /// Only this kind: no_contact, review_due, birthday, complaint_open, payment_overdue, ...
-    #[param(max_length = 50)]
-    kind: Option<String>,
-    /// Only follow-ups due on or before this date.
-    #[param(format = Date)]
-    due_by: Option<String>,
-    /// 1 to 500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-    #[param(minimum = 0)]
-    offset: Option<i64>,
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 struct FollowUps {
     items: Vec<FollowUpItem>,
@@ -137,30 +114,14 @@ fn date(field: &str, raw: &str) -> Result<NaiveDate, Problem> {
     get,
     path = "/v1/follow-ups",
     tag = "insights",
-    params(FollowUpParams),
+    params(FollowUpInput),
     responses((status = 200, body = FollowUps))
 )]
 async fn follow_ups(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Params(p): Params<FollowUpParams>,
+    Params(input): Params<FollowUpInput>,
 ) -> Result<Response, Problem> {
-    bounded("owner", &p.owner, 1000)?;
-    bounded("kind", &p.kind, 50)?;
-    let input = FollowUpInput {
-        owners: p
-            .owner
-            .iter()
-            .flat_map(|s| s.split(','))
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect(),
-        all: p.all,
-        kind: p.kind,
-        due_by: p.due_by.as_deref().map(|d| date("due_by", d)).transpose()?,
-        limit: p.limit,
-        offset: p.offset,
-    };
     let items = state.service.follow_ups(&caller, input).await?;
     Ok(Json(FollowUps { items }).into_response())
 }

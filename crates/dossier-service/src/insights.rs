@@ -32,16 +32,28 @@ struct SystemState {
     rules: Option<AdoptedRules>,
 }
 
-/// The follow-up list request as the caller gave it.
-#[derive(Clone, Debug, Default)]
+/// The follow-up list request as the caller gives it (the query string of
+/// `GET /v1/follow-ups`); [`Service::follow_ups`] validates it.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FollowUpInput {
-    /// Owners whose customers to list; empty = the caller's own customers.
-    pub owners: Vec<String>,
-    /// Everyone's follow-ups (managers, admins).
+    /// Comma-separated owners (a team); default: the caller.
+    #[param(max_length = 1000)]
+    pub owner: Option<String>,
+    /// Everyone's follow-ups (not with `owner`).
+    #[serde(default)]
     pub all: bool,
+    /// Only this kind: no_contact, review_due, birthday, complaint_open, payment_overdue, ...
+    #[param(max_length = 50)]
     pub kind: Option<String>,
-    pub due_by: Option<NaiveDate>,
+    /// Only follow-ups due on or before this date (YYYY-MM-DD).
+    #[param(format = Date)]
+    pub due_by: Option<String>,
+    /// 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -271,22 +283,42 @@ impl Service {
         if offset < 0 {
             return Err(invalid("offset", "must not be negative"));
         }
-        if input.all && !input.owners.is_empty() {
+        for (field, v, max) in [("owner", &input.owner, 1000), ("kind", &input.kind, 50)] {
+            if v.as_ref().is_some_and(|v| v.chars().count() > max) {
+                return Err(invalid(field, format!("must be at most {max} characters")));
+            }
+        }
+        let due_by = input
+            .due_by
+            .as_deref()
+            .map(|d| {
+                NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| invalid("due_by", "must be a date written YYYY-MM-DD"))
+            })
+            .transpose()?;
+        let named: Vec<String> = input
+            .owner
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if input.all && !named.is_empty() {
             return Err(invalid("owner", "give owner or all, not both"));
         }
         let owners = if input.all {
             Vec::new()
-        } else if input.owners.is_empty() {
+        } else if named.is_empty() {
             vec![caller.name.clone()]
         } else {
-            input.owners
+            named
         };
         Ok(dossier_projections::follow_ups(
             &self.store,
             &FollowUpQuery {
                 owners,
                 kind: input.kind,
-                due_by: input.due_by,
+                due_by,
                 limit,
                 offset,
             },
