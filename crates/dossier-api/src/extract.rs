@@ -146,18 +146,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     }
 }
 
-/// Refuses a query parameter longer than the document's `maxLength` (in
-/// characters, as JSON Schema counts them).
-pub fn bounded(field: &str, value: &Option<String>, max: usize) -> Result<(), Problem> {
-    match value {
-        Some(v) if v.chars().count() > max => Err(Problem::invalid(
-            field,
-            format!("{field}: must be at most {max} characters"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// True when the request declares a JSON body (`application/json` or a
 /// `+json` type, any parameters).
 fn is_json(headers: &HeaderMap) -> bool {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{bounded, parse_json, Caller, CustomerId, Params};
+use crate::extract::{parse_json, Caller, CustomerId, Params};
 use crate::problem::{Code, Problem, ProblemDoc};
 use crate::AppState;
 
@@ -126,39 +126,19 @@ async fn follow_ups(
     Ok(Json(FollowUps { items }).into_response())
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct SegmentParams {
-    #[param(max_length = 100)]
-    owner: Option<String>,
-    #[param(max_length = 100)]
-    region: Option<String>,
-    #[param(max_length = 100)]
-    industry: Option<String>,
-}
-
 /// Counts by tier × risk, lifecycle and importance, for dashboards.
 #[utoipa::path(
     get,
     path = "/v1/segments",
     tag = "insights",
-    params(SegmentParams),
+    params(SegmentQuery),
     responses((status = 200, body = Segments))
 )]
 async fn segments(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Params(p): Params<SegmentParams>,
+    Params(q): Params<SegmentQuery>,
 ) -> Result<Response, Problem> {
-    bounded("owner", &p.owner, 100)?;
-    bounded("region", &p.region, 100)?;
-    bounded("industry", &p.industry, 100)?;
-    let q = SegmentQuery {
-        owner: p.owner,
-        region: p.region,
-        industry: p.industry,
-    };
     Ok(Json(state.service.segments(&caller, q).await?).into_response())
 }
 

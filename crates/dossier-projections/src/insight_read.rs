@@ -197,11 +197,17 @@ pub async fn follow_ups(
         .collect())
 }
 
-/// Filters of the dashboard counts.
-#[derive(Clone, Debug, Default)]
+/// Filters of the dashboard counts (the query string of `GET /v1/segments`),
+/// matched exactly.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SegmentQuery {
+    #[param(max_length = 100)]
     pub owner: Option<String>,
+    #[param(max_length = 100)]
     pub region: Option<String>,
+    #[param(max_length = 100)]
     pub industry: Option<String>,
 }
 

@@ -98,3 +98,14 @@ pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Se
         reason: reason.into(),
     }
 }
+
+/// Refuses a text longer than `max` characters (as JSON Schema's
+/// `maxLength` counts them, so the document and the check agree).
+pub(crate) fn at_most(field: &str, value: &Option<String>, max: usize) -> Result<()> {
+    match value {
+        Some(v) if v.chars().count() > max => {
+            Err(invalid(field, format!("must be at most {max} characters")))
+        }
+        _ => Ok(()),
+    }
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::access::{actor, authorize, Action};
-use crate::error::{invalid, Result, ServiceError};
+use crate::error::{at_most, invalid, Result, ServiceError};
 use crate::Service;
 
 /// The rule set in force, as adopted in the log.
@@ -283,11 +283,8 @@ impl Service {
         if offset < 0 {
             return Err(invalid("offset", "must not be negative"));
         }
-        for (field, v, max) in [("owner", &input.owner, 1000), ("kind", &input.kind, 50)] {
-            if v.as_ref().is_some_and(|v| v.chars().count() > max) {
-                return Err(invalid(field, format!("must be at most {max} characters")));
-            }
-        }
+        at_most("owner", &input.owner, 1000)?;
+        at_most("kind", &input.kind, 50)?;
         let due_by = input
             .due_by
             .as_deref()
@@ -329,6 +326,9 @@ impl Service {
     /// Counts by tier × risk, lifecycle and importance for dashboards.
     pub async fn segments(&self, caller: &Principal, q: SegmentQuery) -> Result<Segments> {
         authorize(caller, Action::ReadCustomers)?;
+        at_most("owner", &q.owner, 100)?;
+        at_most("region", &q.region, 100)?;
+        at_most("industry", &q.industry, 100)?;
         Ok(dossier_projections::segments(&self.store, &q).await?)
     }
 

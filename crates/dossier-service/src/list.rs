@@ -7,7 +7,7 @@ use dossier_store::Principal;
 use serde::{Deserialize, Serialize};
 
 use crate::access::{authorize, Action};
-use crate::error::{invalid, Result};
+use crate::error::{at_most, invalid, Result};
 use crate::Service;
 
 /// Most rows of one list page.
@@ -147,22 +147,14 @@ impl ListInput {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        if self.tag.as_ref().is_some_and(|t| t.chars().count() > 550) {
-            return Err(invalid("tag", "must be at most 550 characters"));
-        }
+        at_most("tag", &self.tag, 550)?;
         let tags = comma_list(&self.tag);
         if tags.len() > 10 {
             return Err(invalid("tag", "at most 10 tags"));
         }
-        for (field, v) in [
-            ("owner", &self.owner),
-            ("region", &self.region),
-            ("industry", &self.industry),
-        ] {
-            if v.as_ref().is_some_and(|v| v.chars().count() > 100) {
-                return Err(invalid(field, "must be at most 100 characters"));
-            }
-        }
+        at_most("owner", &self.owner, 100)?;
+        at_most("region", &self.region, 100)?;
+        at_most("industry", &self.industry, 100)?;
         Ok(ListQuery {
             kind,
             owner: self.owner.clone(),
