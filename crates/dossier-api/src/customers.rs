@@ -125,6 +125,32 @@ struct ReadQuery {
     min_seq: Option<i64>,
 }
 
+impl ReadQuery {
+    /// Which state the query asks for.
+    fn at(self) -> Result<ReadAt, Problem> {
+        Ok(match (self.as_of, self.at_seq, self.min_seq) {
+            (Some(_), Some(_), _) => {
+                return Err(Problem::invalid("as_of", "give as_of or at_seq, not both"))
+            }
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err(Problem::invalid(
+                    "min_seq",
+                    "min_seq is for current reads; a rebuilt read needs none",
+                ))
+            }
+            (Some(t), None, None) => ReadAt::Recorded(parse_time("as_of", &t)?),
+            (None, Some(n), None) if n < 0 => {
+                return Err(Problem::invalid("at_seq", "at_seq must be >= 0"))
+            }
+            (None, Some(n), None) => ReadAt::Seq(n),
+            (None, None, Some(n)) if n < 0 => {
+                return Err(Problem::invalid("min_seq", "min_seq must be >= 0"))
+            }
+            (None, None, min_seq) => ReadAt::Current { min_seq },
+        })
+    }
+}
+
 /// Read a customer file: the current state, or rebuilt from the log as it
 /// was at a seq or a recorded time (one of `as_of`, `at_seq`).
 #[utoipa::path(
@@ -145,27 +171,7 @@ async fn read(
     CustomerId(id): CustomerId,
     Params(q): Params<ReadQuery>,
 ) -> Result<Response, Problem> {
-    let at = match (q.as_of, q.at_seq, q.min_seq) {
-        (Some(_), Some(_), _) => {
-            return Err(Problem::invalid("as_of", "give as_of or at_seq, not both"))
-        }
-        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return Err(Problem::invalid(
-                "min_seq",
-                "min_seq is for current reads; a rebuilt read needs none",
-            ))
-        }
-        (Some(t), None, None) => ReadAt::Recorded(parse_time("as_of", &t)?),
-        (None, Some(n), None) if n < 0 => {
-            return Err(Problem::invalid("at_seq", "at_seq must be >= 0"))
-        }
-        (None, Some(n), None) => ReadAt::Seq(n),
-        (None, None, Some(n)) if n < 0 => {
-            return Err(Problem::invalid("min_seq", "min_seq must be >= 0"))
-        }
-        (None, None, min_seq) => ReadAt::Current { min_seq },
-    };
-    let view = state.service.read(&caller, id, at).await?;
+    let view = state.service.read(&caller, id, q.at()?).await?;
     let mut res = Json(&view).into_response();
     res.headers_mut().insert(header::ETAG, etag(view.version));
     Ok(res)
