@@ -252,7 +252,7 @@ async fn history(
     Ok(Json(page).into_response())
 }
 
-/// One CSV field, quoted when RFC 4180 requires it.
+/// The page as CSV (RFC 4180: CRLF, fields quoted where needed).
 fn csv_body(page: &ListPage) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)

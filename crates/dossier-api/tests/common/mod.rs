@@ -87,7 +87,8 @@ impl Ctx {
         }
     }
 
-    /// Sends one request with a raw body. Every response must carry x-request-id.
+    /// Sends one request with a raw body (declared JSON unless `headers` set
+    /// a content type). Every response must carry x-request-id.
     pub async fn call_raw(
         &self,
         method: Method,
@@ -96,37 +97,22 @@ impl Ctx {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Resp {
-        let mut req = Request::builder().method(method.clone()).uri(uri);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
         let typed = headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        let mut all = headers.to_vec();
         if !body.is_empty() && !typed {
-            req = req.header(header::CONTENT_TYPE, "application/json");
+            all.push(("content-type", "application/json"));
         }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(Body::from(body)).expect("request");
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let (parts, body) = res.into_parts();
-        let bytes = axum::body::to_bytes(body, READ_LIMIT)
-            .await
-            .expect("response body");
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
+        let r = OneshotRouter(self.router.clone())
+            .request(method.clone(), uri, token, &all, body)
+            .await;
         assert!(
-            parts.headers.contains_key("x-request-id"),
+            r.1.contains_key("x-request-id"),
             "{method} {uri} -> {}: no x-request-id header",
-            parts.status
+            r.0
         );
-        (parts.status, parts.headers, value)
+        r
     }
 
     /// Sends one request with a raw body and exactly the headers given
@@ -393,8 +379,12 @@ impl OneshotRouter {
         let bytes = axum::body::to_bytes(body, READ_LIMIT)
             .await
             .expect("response body");
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
         (parts.status, parts.headers, value)
     }
 }
