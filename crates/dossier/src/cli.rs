@@ -299,11 +299,17 @@ fn parse_expected_head(s: &str) -> Result<(i64, dossier_chain::Hash), String> {
     let (seq, hash) = s
         .split_once(':')
         .ok_or("expected SEQ:HASH, e.g. 42:0f3a...")?;
+    // Seq 0 is the empty ledger's head (its hash is GENESIS, 64 zeros).
     let seq: i64 = seq
         .parse()
         .ok()
-        .filter(|n| *n >= 1)
-        .ok_or("SEQ must be a positive integer")?;
-    let hash = hash.parse().map_err(|e| format!("{e}"))?;
+        .filter(|n| *n >= 0)
+        .ok_or("SEQ must be a non-negative integer")?;
+    // A hash copied from elsewhere may be in capitals; it names the same
+    // bytes (only inside hashed bytes is the lowercase form the only one).
+    let hash = hash
+        .to_ascii_lowercase()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     Ok((seq, hash))
 }

@@ -157,8 +157,14 @@ async fn verify(
     let elapsed = start.elapsed().as_secs_f64();
     match outcome {
         Ok(head) => {
-            for (seq, hash) in expected {
-                let found = if *seq <= head.head_seq {
+            // In seq order, so the first failure reported is the earliest,
+            // whatever order the heads were given in (as ops/verify_chain.py).
+            let mut expected = expected.to_vec();
+            expected.sort_by_key(|(seq, _)| *seq);
+            for (seq, hash) in &expected {
+                let found = if *seq == 0 {
+                    Some(dossier_chain::GENESIS)
+                } else if *seq <= head.head_seq {
                     store.read_raw(seq - 1, 1).await?.pop().map(|e| e.hash)
                 } else {
                     None
@@ -173,8 +179,11 @@ async fn verify(
                         return Ok(ExitCode::from(2));
                     }
                     None => {
+                        // The first seq missing is the one after the log's
+                        // end (docs/chain-format.md §8.3), not the expected one.
                         println!(
-                            "FAIL seq={seq} kind=gap the log ends at seq {}, before the expected head",
+                            "FAIL seq={} kind=gap the log ends at seq {}, before the expected head {seq}",
+                            head.head_seq + 1,
                             head.head_seq
                         );
                         return Ok(ExitCode::from(2));

@@ -26,7 +26,19 @@ use crate::config::{Config, MASTER_KEY_ENV};
 /// The whole `dossier` program: parses `std::env::args`, runs the subcommand
 /// and returns its exit code.
 pub fn main_entry() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 (an error), never 2: `verify` means a violation
+    // of the chain by 2, and a mistyped option must not read as tampering.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()

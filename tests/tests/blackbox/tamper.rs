@@ -89,13 +89,44 @@ async fn verify_checks_heads_recorded_earlier() -> anyhow::Result<()> {
         "{text}"
     );
 
-    let beyond = format!("{}:{hash}", seq.parse::<i64>()? + 5);
+    // A log that ends before the expected head: the gap is at the first
+    // missing seq, the one after the log's end.
+    let last: i64 = seq.parse()?;
+    let beyond = format!("{}:{hash}", last + 5);
     let out = env.run(&["verify", "--expect-head", &beyond]).await?;
     assert_eq!(out.status.code(), Some(2), "verify: {}", describe(&out));
-    assert!(String::from_utf8(out.stdout)?.contains("kind=gap"));
+    let text = String::from_utf8(out.stdout)?;
+    assert!(
+        text.starts_with(&format!("FAIL seq={} kind=gap", last + 1)),
+        "{text}"
+    );
 
+    // Every head given is checked, not just the last.
+    let out = env
+        .run(&[
+            "verify",
+            "--expect-head",
+            &wrong,
+            "--expect-head",
+            &recorded,
+        ])
+        .await?;
+    assert_eq!(out.status.code(), Some(2), "verify: {}", describe(&out));
+
+    // The empty ledger's head (seq 0, GENESIS) is a head like any other, and a
+    // hash in capitals names the same bytes.
+    let genesis = format!("0:{}", "0".repeat(64));
+    let out = env.run(&["verify", "--expect-head", &genesis]).await?;
+    assert!(out.status.success(), "verify: {}", describe(&out));
+    let upper = format!("{seq}:{}", hash.to_uppercase());
+    let out = env.run(&["verify", "--expect-head", &upper]).await?;
+    assert!(out.status.success(), "verify: {}", describe(&out));
+
+    // A usage error is an error (exit 1), never the code of a violation (2).
     let out = env.run(&["verify", "--expect-head", "nonsense"]).await?;
-    assert!(!out.status.success(), "verify: {}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "verify: {}", describe(&out));
     assert!(String::from_utf8(out.stderr)?.contains("SEQ:HASH"));
+    let out = env.run(&["verify", "--no-such-flag"]).await?;
+    assert_eq!(out.status.code(), Some(1), "verify: {}", describe(&out));
     Ok(())
 }
