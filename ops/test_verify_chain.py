@@ -33,6 +33,25 @@ def head_of(rel: str) -> tuple[int, str]:
     return vc.verify_lines(lines(rel))
 
 
+def chain_hashes() -> dict[int, str]:
+    """seq -> hash of the events in chain.jsonl (seq 0 is GENESIS)."""
+    return {0: vc.GENESIS, **{json.loads(l)["seq"]: json.loads(l)["hash"] for l in lines("chain.jsonl")}}
+
+
+def export_line(event: dict) -> bytes:
+    """An export line carrying `event` canonicalised, with its true hash and matching columns."""
+    body = vc.canonical_bytes(event).decode("utf-8")
+    row = {k: event[k] for k in ("seq", "stream_id", "stream_version", "prev_hash", "stream_prev_hash")}
+    return json.dumps({**row, "hash": vc.event_hash(body.encode("utf-8")), "body": body}).encode() + b"\n"
+
+
+def with_digit_replaced(timestamp: str, digit_zero: int) -> str:
+    """`timestamp` with its first digit written in another script's digits (same value),
+    e.g. digit_zero=0xFF10 for full-width or 0x0660 for Arabic-Indic digits."""
+    i = next(i for i, ch in enumerate(timestamp) if ch in "0123456789")
+    return timestamp[:i] + chr(digit_zero + int(timestamp[i])) + timestamp[i + 1:]
+
+
 class Canonicalization(unittest.TestCase):
     def test_rfc8785_vectors_within_the_subset(self):
         # The author's vectors without floats must canonicalise exactly; those with
@@ -94,6 +113,25 @@ class Vectors(unittest.TestCase):
                 with self.assertRaises(ValueError):
                     vc.parse_body(case["body"].encode("utf-8"))
 
+    def test_timestamps_take_ascii_digits_only(self):
+        # re's \d matches U+FF12 or U+0662 and int() reads them, so a pattern with \d
+        # accepted these timestamps as valid dates. §2: ASCII digits only.
+        event = load("vectors.json")[0]["event"]
+        self.assertEqual(event["seq"], 1)
+        vc.parse_body(vc.canonical_bytes(event))  # the unchanged event is valid
+        self.assertEqual(vc.verify_lines([export_line(event)])[0], 1)
+        for member in ("recorded_at", "effective_at"):
+            for script, zero in (("full-width", 0xFF10), ("Arabic-Indic", 0x0660)):
+                with self.subTest(member=member, digits=script):
+                    bad = {**event, member: with_digit_replaced(event[member], zero)}
+                    self.assertNotEqual(bad[member], event[member])
+                    with self.assertRaises(ValueError):
+                        vc.parse_body(vc.canonical_bytes(bad))
+                    with self.assertRaises(vc.Violation) as cm:
+                        vc.verify_lines([export_line(bad)])
+                    self.assertEqual((cm.exception.seq, cm.exception.kind), (1, "malformed"))
+                    self.assertIn(member, cm.exception.detail)
+
     def test_rejected_bodies_fail_verification_even_with_matching_hash(self):
         for case in load("rejected.json"):
             with self.subTest(case["name"]):
@@ -136,6 +174,36 @@ class Chains(unittest.TestCase):
             vc.verify_lines(chain, (6, h3))
         self.assertEqual((cm.exception.seq, cm.exception.kind), (6, "gap"))
 
+    def test_every_expect_head_is_checked(self):
+        chain, h = lines("chain.jsonl"), chain_hashes()
+
+        def violation(heads):
+            with self.assertRaises(vc.Violation) as cm:
+                vc.verify_lines(chain, heads)
+            return cm.exception.seq, cm.exception.kind
+
+        # Heads recorded at different times, all contained in the export.
+        self.assertEqual(vc.verify_lines(chain, [(2, h[2]), (5, h[5]), (0, vc.GENESIS)]), (5, h[5]))
+        self.assertEqual(vc.verify_lines(chain, []), (5, h[5]))
+        # A wrong head fails wherever it comes among the heads, not only when it is last.
+        self.assertEqual(violation([(3, h[2]), (5, h[5])]), (3, "head_mismatch"))
+        self.assertEqual(violation([(5, h[5]), (3, h[2])]), (3, "head_mismatch"))
+        self.assertEqual(violation([(1, h[1]), (4, h[3]), (5, h[5])]), (4, "head_mismatch"))
+        # The same seq with two different hashes cannot both hold.
+        self.assertEqual(violation([(3, h[3]), (3, h[2])]), (3, "head_mismatch"))
+        # A head beyond the end: gap at the first missing seq (6), not at the head's seq.
+        self.assertEqual(violation([(9, h[5]), (3, h[3])]), (6, "gap"))
+        self.assertEqual(violation([(7, h[5]), (9, h[5])]), (6, "gap"))
+        # Checked in ascending seq order: the earliest failing head is reported.
+        self.assertEqual(violation([(9, h[5]), (3, h[2])]), (3, "head_mismatch"))
+        # tampered/truncated.jsonl ends at seq 4: the first missing seq is 5 for any later head.
+        truncated = lines("tampered/truncated.jsonl")
+        for heads in ([(2, h[2]), (5, h[5])], [(7, h[5])], [(5, h[5]), (7, h[5]), (4, h[4])]):
+            with self.subTest(heads=heads):
+                with self.assertRaises(vc.Violation) as cm:
+                    vc.verify_lines(truncated, heads)
+                self.assertEqual((cm.exception.seq, cm.exception.kind), (5, "gap"))
+
     def test_empty_export_is_the_genesis_head(self):
         self.assertEqual(vc.verify_lines([]), (0, vc.GENESIS))
 
@@ -177,6 +245,50 @@ class CommandLine(unittest.TestCase):
     def test_usage_errors(self):
         self.assertEqual(self.run_script("--expect-head", "5:XYZ", str(VECTORS / "chain.jsonl")).returncode, 2)
         self.assertEqual(self.run_script(str(VECTORS / "no-such-file.jsonl")).returncode, 2)
+        # SEQ takes ASCII digits only: U+0665 (ARABIC-INDIC DIGIT FIVE) is not 5.
+        h5 = chain_hashes()[5]
+        for seq in ("\u0665", "\uff15", "+5", "-5", " 5", ""):
+            with self.subTest(seq=seq):
+                r = self.run_script("--expect-head", f"{seq}:{h5}", str(VECTORS / "chain.jsonl"))
+                self.assertEqual(r.returncode, 2, r.stdout)
+
+    def test_repeated_expect_head(self):
+        h, chain = chain_hashes(), str(VECTORS / "chain.jsonl")
+
+        def run(*heads: str, export: str = chain) -> subprocess.CompletedProcess:
+            return self.run_script(*(a for head in heads for a in ("--expect-head", head)), export)
+
+        r = run(f"3:{h[3]}", f"5:{h[5]}", f"0:{vc.GENESIS}")
+        self.assertEqual((r.returncode, r.stdout), (0, f"OK head_seq=5 head_hash={h[5]}\n".encode()))
+        for heads, want in [
+            ((f"3:{h[2]}", f"5:{h[5]}"), b"FAIL seq=3 kind=head_mismatch "),  # the wrong head is not the last
+            ((f"5:{h[5]}", f"3:{h[2]}"), b"FAIL seq=3 kind=head_mismatch "),
+            ((f"9:{h[5]}", f"3:{h[3]}"), b"FAIL seq=6 kind=gap "),  # first missing seq, not 9
+        ]:
+            with self.subTest(heads=heads):
+                r = run(*heads)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertTrue(r.stdout.startswith(want), r.stdout)
+        r = run(f"2:{h[2]}", f"7:{h[5]}", export=str(VECTORS / "tampered" / "truncated.jsonl"))
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertTrue(r.stdout.startswith(b"FAIL seq=5 kind=gap "), r.stdout)
+
+    def test_help_says_expect_head_may_be_repeated(self):
+        r = self.run_script("--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn(b"--expect-head", r.stdout)
+        self.assertIn(b"repeated", r.stdout)
+
+    def test_full_width_digit_in_recorded_at_is_rejected(self):
+        event = load("vectors.json")[0]["event"]
+        bad = {**event, "recorded_at": with_digit_replaced(event["recorded_at"], 0xFF10)}
+        self.assertIn("\uff12", bad["recorded_at"])  # 2025-... became \uff12025-...
+        r = self.run_script(stdin=export_line(bad))
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertTrue(r.stdout.startswith(b"FAIL seq=1 kind=malformed "), r.stdout)
+        self.assertIn(b"recorded_at", r.stdout)
+        r = self.run_script(stdin=export_line(event))
+        self.assertEqual(r.returncode, 0, r.stdout)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ Written from the format document, sharing no code with the Rust implementation,
 and using only the Python standard library, so anyone can check a dossier
 export without trusting dossier's own software.
 
-    python3 ops/verify_chain.py [--expect-head SEQ:HASH] [EXPORT.jsonl | -]
+    python3 ops/verify_chain.py [--expect-head SEQ:HASH ...] [EXPORT.jsonl | -]
 
-Prints `OK head_seq=N head_hash=H` and exits 0, or prints
+--expect-head may be given several times (heads recorded at different times);
+every one is checked. Prints `OK head_seq=N head_hash=H` and exits 0, or prints
 `FAIL seq=N kind=KIND detail` and exits 1 at the first violation. Exit 2 is a
 usage or I/O error.
 """
@@ -19,7 +20,7 @@ import hashlib
 import json
 import re
 import sys
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Collection, Iterable
 
 FORMAT_TAG = b"dossier-chain/1\n"
 GENESIS = "0" * 64
@@ -28,7 +29,10 @@ MAX_DEPTH = 64  # objects/arrays nested in a body, the event object being depth 
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HASH = re.compile(r"[0-9a-f]{64}")
-_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z")
+# [0-9], never \d: in Python's re, \d also matches non-ASCII digits such as U+0663
+# or U+FF12, and int() accepts them. Wire formats take ASCII digits only.
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{6}Z")
+_DECIMAL = re.compile(r"[0-9]+")
 
 # Top-level members of an event and the check for each value.
 _EVENT_MEMBERS = (
@@ -252,9 +256,9 @@ class ChainVerifier:
         self.next_seq = 1
         self.last_hash = GENESIS
         self.streams: dict[str, tuple[int, str]] = {}  # stream_id -> (version, hash)
-        self.hashes_seen: dict[int, str] = {0: GENESIS}  # only kept for the head check
+        self.hashes_seen: dict[int, str] = {0: GENESIS}  # only kept for the head checks
 
-    def push(self, line: bytes, keep_hash_of: int | None = None) -> None:
+    def push(self, line: bytes, keep_hashes_of: Collection[int] = ()) -> None:
         row = _parse_line(line, self.next_seq)
         seq = row["seq"]
         # 1. Position: rows must arrive as 1, 2, 3, ...
@@ -300,14 +304,19 @@ class ChainVerifier:
             )
         self.streams[stream] = (want_version, computed)
         self.last_hash = computed
-        if keep_hash_of == seq:
+        if seq in keep_hashes_of:
             self.hashes_seen[seq] = computed
         self.next_seq += 1
 
-    def finish(self, expect_head: tuple[int, str] | None = None) -> tuple[int, str]:
+    def finish(self, expect_heads: Iterable[tuple[int, str]] = ()) -> tuple[int, str]:
+        """The verified head, after checking every expected head (§8) in ascending seq order.
+
+        Each head must be in the log at its seq with exactly its hash. The first that
+        fails is reported: beyond the log's end as `gap` at the first missing seq (the
+        one after the last event), otherwise as `head_mismatch` at the head's seq.
+        """
         head_seq = self.next_seq - 1
-        if expect_head is not None:
-            seq, want = expect_head
+        for seq, want in sorted(expect_heads):
             if seq > head_seq:
                 raise Violation(head_seq + 1, "gap", f"the published head is seq {seq}, but the log ends at {head_seq}")
             got = self.hashes_seen.get(seq)
@@ -316,19 +325,35 @@ class ChainVerifier:
         return head_seq, self.last_hash
 
 
-def verify_lines(lines: Iterable[bytes], expect_head: tuple[int, str] | None = None) -> tuple[int, str]:
-    """Verifies an export; returns (head_seq, head_hash) or raises Violation."""
+def _heads(expect_heads: tuple[int, str] | Iterable[tuple[int, str]] | None) -> list[tuple[int, str]]:
+    # One (seq, hash) pair, any number of them, or None for no head check.
+    if expect_heads is None:
+        return []
+    if isinstance(expect_heads, tuple) and len(expect_heads) == 2 and isinstance(expect_heads[0], int):
+        return [expect_heads]
+    return list(expect_heads)
+
+
+def verify_lines(
+    lines: Iterable[bytes], expect_heads: tuple[int, str] | Iterable[tuple[int, str]] | None = None
+) -> tuple[int, str]:
+    """Verifies an export; returns (head_seq, head_hash) or raises Violation.
+
+    `expect_heads` is one published head (seq, hash) or several; every one is checked.
+    """
     v = ChainVerifier()
-    keep = expect_head[0] if expect_head else None
+    heads = _heads(expect_heads)
+    keep = {seq for seq, _ in heads}
     for line in lines:
         if line.strip():  # blank lines (e.g. a final newline) carry nothing
-            v.push(line, keep_hash_of=keep)
-    return v.finish(expect_head)
+            v.push(line, keep_hashes_of=keep)
+    return v.finish(heads)
 
 
 def _parse_head(s: str) -> tuple[int, str]:
     seq, sep, h = s.partition(":")
-    if not sep or not seq.isdigit() or not _HASH.fullmatch(h):
+    # str.isdigit() would accept non-ASCII digits (U+0663 is int 3): ASCII only.
+    if not sep or not _DECIMAL.fullmatch(seq) or not _HASH.fullmatch(h):
         raise argparse.ArgumentTypeError("expected SEQ:HASH, HASH being 64 lowercase hex characters")
     return int(seq), h
 
@@ -336,8 +361,10 @@ def _parse_head(s: str) -> tuple[int, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Verify a dossier-chain/1 export (JSON Lines).")
     ap.add_argument("export", nargs="?", default="-", help="export file, or - for stdin (default)")
-    ap.add_argument("--expect-head", type=_parse_head, metavar="SEQ:HASH",
-                    help="the published ledger head (GET /v1/ledger/head) the export must contain")
+    ap.add_argument("--expect-head", type=_parse_head, metavar="SEQ:HASH", action="append", default=[],
+                    help="a published ledger head (GET /v1/ledger/head) the export must contain: "
+                         "event SEQ with exactly hash HASH. May be repeated (heads recorded at "
+                         "different times); every one is checked")
     args = ap.parse_args(argv)
     try:
         f: BinaryIO = sys.stdin.buffer if args.export == "-" else open(args.export, "rb")
