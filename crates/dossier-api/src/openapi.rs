@@ -101,7 +101,7 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 /// input's `additionalProperties: false` forbids `reason` itself: merge the
 /// parts into one closed object, as the server reads it.
 fn merge_write_bodies(components: &mut Components) {
-    for (name, schema) in components.schemas.iter_mut() {
+    'schemas: for (name, schema) in components.schemas.iter_mut() {
         if !(name.starts_with("WithMeta_") || name.starts_with("WithReason_")) {
             continue;
         }
@@ -111,8 +111,9 @@ fn merge_write_bodies(components: &mut Components) {
         let mut merged = Object::default();
         merged.schema_type = Type::Object.into();
         for part in &all.items {
+            // A part that is not an inline object is left as utoipa made it.
             let RefOr::T(Schema::Object(o)) = part else {
-                return;
+                continue 'schemas;
             };
             merged.description = merged.description.or_else(|| o.description.clone());
             merged.properties.extend(o.properties.clone());

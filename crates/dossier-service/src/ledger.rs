@@ -100,7 +100,9 @@ impl Service {
         let mut flight = {
             let mut slot = self.verify.0.lock().unwrap_or_else(|e| e.into_inner());
             match &*slot {
-                Some(rx) if rx.borrow().is_none() => rx.clone(),
+                // Still running (no result yet, and its task is alive: a
+                // task that died must not be joined forever).
+                Some(rx) if rx.borrow().is_none() && rx.has_changed().is_ok() => rx.clone(),
                 _ => {
                     let (tx, rx) = watch::channel(None);
                     let store = self.store.clone();
