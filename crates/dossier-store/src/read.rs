@@ -181,6 +181,18 @@ impl Store {
         })
     }
 
+    /// The highest seq stored in `events` (0 when empty). Equal to the head's
+    /// seq unless rows were inserted without dossier's writer moving the head:
+    /// an export must carry those too, so that a verifier sees them.
+    pub async fn last_stored_seq(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT max(seq) FROM events")
+                .fetch_one(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
     /// Current version of a stream (0 when it does not exist).
     pub async fn stream_version(&self, stream_id: Uuid) -> Result<i64, StoreError> {
         let v: Option<i64> =

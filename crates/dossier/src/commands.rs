@@ -216,11 +216,14 @@ const EXPORT_PAGE: i64 = 10_000;
 
 async fn export(cfg: &Config, out: Option<PathBuf>) -> Result<()> {
     let store = read_store(cfg).await?;
-    // Export up to the head seen now: a well-defined prefix of the log.
+    // Export every row stored up to now: a well-defined prefix of the log,
+    // rows beyond the chain head included (dossier's writer never leaves
+    // any; whoever did, a verifier of the export must see them).
     let head = store
         .head()
         .await
         .map_err(|e| open::hint_unmigrated(e.into()))?;
+    let upto = head.seq.max(store.last_stored_seq().await?);
     let sink: Box<dyn Write> = match &out {
         Some(path) => Box::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -232,27 +235,37 @@ async fn export(cfg: &Config, out: Option<PathBuf>) -> Result<()> {
     let start = Instant::now();
     let mut after = 0;
     let mut last_hash = None;
-    while after < head.seq {
+    let mut beyond_head = 0;
+    while after < upto {
         // The stored bytes as they are: verification is the reader's job.
-        let page = store
-            .read_raw(after, EXPORT_PAGE.min(head.seq - after))
-            .await?;
+        let page = store.read_raw(after, EXPORT_PAGE.min(upto - after)).await?;
         if page.is_empty() {
-            bail!(
-                "the log ends at seq {after}, before the head seq {}",
+            // Rows missing before the head: the export ends there, and the
+            // verifier reports the gap.
+            eprintln!(
+                "warning: the log ends at seq {after}, before the head seq {}",
                 head.seq
             );
+            break;
         }
         for ev in page {
             w.write_all(dossier_chain::export_line(&ev.as_row()).as_bytes())?;
             w.write_all(b"\n")?;
             after = ev.seq;
             last_hash = Some(ev.hash);
+            beyond_head += usize::from(ev.seq > head.seq);
         }
-        bar.update(after, head.seq);
+        bar.update(after, upto);
     }
     w.flush()?;
     bar.finish();
+    if beyond_head > 0 {
+        eprintln!(
+            "warning: {beyond_head} rows beyond the chain head (seq {}) are stored and exported: \
+             dossier's writer did not append them; a verifier names the first",
+            head.seq
+        );
+    }
     eprintln!(
         "exported {} events (head seq={} hash={}) in {:.2}s{}",
         after,
