@@ -146,15 +146,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     }
 }
 
-/// True when the request declares a JSON body (`application/json` or a
-/// `+json` type, any parameters).
-fn is_json(headers: &HeaderMap) -> bool {
+/// The media type the request declares for its body, lowercased, without
+/// parameters (`application/json; charset=utf-8` → `application/json`).
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase())
-        .is_some_and(|m| m == "application/json" || m.ends_with("+json"))
+}
+
+/// True when the request declares a JSON body (`application/json` or a
+/// `+json` type).
+fn is_json(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|m| m == "application/json" || m.ends_with("+json"))
 }
 
 /// Refuses JSON strings (values and keys) that contain NUL: PostgreSQL text

@@ -3,7 +3,6 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{parse_json, Caller, CustomerId, Params};
+use crate::extract::{media_type, parse_json, Caller, CustomerId, Params};
 use crate::problem::{Code, Problem, ProblemDoc};
 use crate::AppState;
 
@@ -170,12 +169,7 @@ struct Recorded {
 
 /// True when the body is declared as TOML or plain text.
 fn is_text(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase())
-        .is_some_and(|m| m == "text/plain" || m == "application/toml")
+    media_type(headers).is_some_and(|m| m == "text/plain" || m == "application/toml")
 }
 
 /// Adopt a rule set (admins). The body is its TOML text (docs/rules.md);

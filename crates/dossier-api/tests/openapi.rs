@@ -96,11 +96,17 @@ fn vocabulary_patterns_are_the_enums() {
         ),
         (
             property("RegisterInput", "kind"),
-            set(vec![CustomerKind::Person.as_str(), CustomerKind::Company.as_str()]),
+            set(vec![
+                CustomerKind::Person.as_str(),
+                CustomerKind::Company.as_str(),
+            ]),
         ),
         (
             list_param("kind"),
-            set(vec![CustomerKind::Person.as_str(), CustomerKind::Company.as_str()]),
+            set(vec![
+                CustomerKind::Person.as_str(),
+                CustomerKind::Company.as_str(),
+            ]),
         ),
         (
             list_param("tier"),

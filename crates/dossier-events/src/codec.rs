@@ -344,15 +344,15 @@ fn field(t: &str, name: &str) -> Result<Field, CodecError> {
 /// sealed). Returns the event and whether it was erased. The one decoder of
 /// the write path, the reads and the projections.
 pub fn open_event(
-    stream_id: Uuid,
-    event_type: &str,
-    schema_version: i32,
-    payload: &Value,
+    record: &dossier_chain::EventRecord,
     key: Option<&DataKey>,
 ) -> Result<(Event, bool), CodecError> {
-    let mut payload = payload.clone();
-    let erased = open_payload(&mut payload, stream_id, key)?;
-    Ok((decode(event_type, schema_version, payload)?, erased))
+    let mut payload = record.payload.clone();
+    let erased = open_payload(&mut payload, record.stream_id, key)?;
+    Ok((
+        decode(&record.event_type, record.schema_version, payload)?,
+        erased,
+    ))
 }
 
 pub fn decode(event_type: &str, schema_version: i32, payload: Value) -> Result<Event, CodecError> {

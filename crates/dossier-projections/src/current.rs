@@ -62,16 +62,8 @@ pub(crate) fn domain_event(
     e: &StoredEvent,
     key: Option<&dossier_seal::DataKey>,
 ) -> Result<(dossier_domain::Event, bool), ProjectionError> {
-    let r = &e.record;
-    open_event(
-        r.stream_id,
-        &r.event_type,
-        r.schema_version,
-        &r.payload,
-        key,
-    )
-    .map_err(|err| ProjectionError::BadEvent {
-        seq: r.seq,
+    open_event(&e.record, key).map_err(|err| ProjectionError::BadEvent {
+        seq: e.record.seq,
         reason: err.to_string(),
     })
 }

@@ -153,15 +153,9 @@ pub(crate) fn domain_event(
     e: &dossier_store::StoredEvent,
     key: Option<&dossier_seal::DataKey>,
 ) -> Result<(dossier_domain::Event, bool)> {
-    let r = &e.record;
-    open_event(
-        r.stream_id,
-        &r.event_type,
-        r.schema_version,
-        &r.payload,
-        key,
-    )
-    .map_err(|err| ServiceError::Internal(format!("event seq {} cannot be read: {err}", r.seq)))
+    open_event(&e.record, key).map_err(|err| {
+        ServiceError::Internal(format!("event seq {} cannot be read: {err}", e.record.seq))
+    })
 }
 
 /// How a registration ended under its identifier locks.
